@@ -1,0 +1,14 @@
+"""The ``fnn-cli`` command group; each command lives in its own module."""
+
+import click
+
+import fnn
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(fnn.__version__, prog_name="fnn-cli")
+def cli():
+    """fnn: train, evaluate and serve pure-NumPy neural networks.
+
+    Example: fnn-cli fit --arch 784,128,64,10
+    """

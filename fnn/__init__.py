@@ -1,0 +1,51 @@
+"""fnn: a functional, stateless, pure-NumPy neural-network toolkit.
+
+Layers are ``(init, apply, grad)`` tuples of pure functions, parameters are
+nested dicts of arrays, optimizers are ``(init, update)`` pairs, and every
+gradient is written by hand and checked against finite differences.
+
+>>> import fnn
+>>> model = fnn.layers.mlp([784, 128, 64, 10])
+>>> _, params = model.init(fnn.random.key(0), (-1, 784))
+>>> params["0"]["w"].shape
+(784, 128)
+
+Importing ``fnn`` loads only NumPy and attrs; plotting, YAML, the CLI
+(``fnn.cli``) and the web pad (``fnn.web``) load when used.
+"""
+
+__version__ = "0.1.0"
+
+from fnn import batching, gradcheck, initializers, io, layers, losses, optim, random, train, tree  # noqa: E402
+from fnn.io import load_model, save_model  # noqa: E402
+from fnn.layers import Dense, Dropout, Flatten, LeakyRelu, Relu, Sigmoid, Softmax, Tanh, mlp, serial  # noqa: E402
+from fnn.train import make_train_step, predict, predict_proba, value_and_grad  # noqa: E402
+
+__all__ = [
+    "batching",
+    "gradcheck",
+    "initializers",
+    "io",
+    "layers",
+    "losses",
+    "optim",
+    "random",
+    "train",
+    "tree",
+    "load_model",
+    "save_model",
+    "Dense",
+    "Dropout",
+    "Flatten",
+    "LeakyRelu",
+    "Relu",
+    "Sigmoid",
+    "Softmax",
+    "Tanh",
+    "mlp",
+    "serial",
+    "make_train_step",
+    "predict",
+    "predict_proba",
+    "value_and_grad",
+]

@@ -1,0 +1,320 @@
+"""Save and load pytrees and models as ``.npz`` files that never run code.
+
+A file is a zip archive (``.npz``): one ``.npy`` member per leaf, named by its
+dotted path (``0.w.npy``), and a ``manifest.json`` member. A model's manifest
+records its architecture as layer specs, so :func:`load_model` rebuilds the
+model with no user code; ``metadata`` holds anything JSON (class names,
+preprocessing, metrics). ``np.load(path)`` reads the arrays too.
+
+Loading is defensive: every member name, size and ``.npy`` header is checked
+against fixed limits *before* anything is allocated; headers are parsed with
+``ast.literal_eval``; only plain numeric dtypes are accepted (never object
+arrays, so nothing is unpickled); layer types come only from
+:data:`fnn.layers.REGISTRY`. Any problem raises :class:`ModelFileError`.
+Writes are atomic: a temporary file in the same folder, fsync, rename.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import struct
+import tempfile
+import zipfile
+from typing import NamedTuple
+
+import numpy as np
+
+from fnn import layers
+from fnn.tree import StructureError, structure, tree_flatten, tree_leaves, tree_unflatten
+
+MANIFEST = "manifest.json"
+MAX_MANIFEST_BYTES = 1 << 20
+MAX_HEADER_BYTES = 4096
+MAX_ARRAY_BYTES = 1 << 31
+MAX_TOTAL_BYTES = 1 << 32
+MAX_MEMBERS = 4096
+ALLOWED_KINDS = "fiub"
+_NAME = re.compile(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*")
+_MAGIC = b"\x93NUMPY"
+
+
+class ModelFileError(ValueError):
+    """A model or checkpoint file is missing, corrupt, hostile, or does not fit its architecture."""
+
+
+# ---------------------------------------------------------------- atomic writes
+
+
+def atomic_write(path, write) -> None:
+    """Call ``write(f)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``.
+
+    On any error (a full disk, Ctrl-C) the temporary file is removed and
+    ``path`` keeps its previous contents.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+# ---------------------------------------------------------------- pytrees
+
+
+def save_arrays(path, tree, manifest=None) -> None:
+    """Write the pytree ``tree`` and the JSON object ``manifest`` to ``path`` atomically.
+
+    The manifest gains ``arrays``: each leaf's dtype and shape.
+    """
+    items = [(p, np.asarray(leaf)) for p, leaf in tree_flatten(tree)]
+    for p, arr in items:
+        if not _NAME.fullmatch(p):
+            raise ValueError(f"pytree path {p!r} is not a safe member name")
+        if arr.dtype.kind not in ALLOWED_KINDS:
+            raise TypeError(f"leaf {p!r} has dtype {arr.dtype}; only numeric and bool arrays are saved")
+    manifest = dict(manifest or {})
+    manifest["arrays"] = {p: {"dtype": arr.dtype.str, "shape": list(arr.shape)} for p, arr in items}
+    text = json.dumps(manifest, indent=1, allow_nan=False).encode()
+    if len(text) > MAX_MANIFEST_BYTES:
+        raise ValueError(f"manifest is {len(text)} bytes; the limit is {MAX_MANIFEST_BYTES}")
+
+    def write(f):
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
+            zf.writestr(MANIFEST, text)
+            for p, arr in items:
+                with zf.open(p + ".npy", "w", force_zip64=arr.nbytes > (1 << 30)) as member:
+                    np.lib.format.write_array(member, np.ascontiguousarray(arr), allow_pickle=False)
+
+    atomic_write(path, write)
+
+
+def load_arrays(path):
+    """Read a file written by :func:`save_arrays`: ``(tree, manifest)``.
+
+    Raises :class:`ModelFileError` for anything that is not such a file.
+    """
+    path = os.fspath(path)
+    try:
+        zf = zipfile.ZipFile(path)
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ModelFileError(f"{path}: is a folder, not a model file") from None
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error) as e:
+        raise ModelFileError(f"{path}: not an fnn .npz file ({e})") from None
+    try:
+        with zf:
+            return _read_members(path, zf)
+    except ModelFileError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, struct.error, KeyError) as e:
+        raise ModelFileError(f"{path}: corrupt archive ({type(e).__name__}: {e})") from None
+
+
+def _read_members(path, zf):
+    infos = zf.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise ModelFileError(f"{path}: {len(infos)} members; the limit is {MAX_MEMBERS}")
+    names = [i.filename for i in infos]
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise ModelFileError(f"{path}: duplicate member names {dup[:5]}")
+    if sum(i.file_size for i in infos) > MAX_TOTAL_BYTES:
+        raise ModelFileError(f"{path}: members declare more than {MAX_TOTAL_BYTES} bytes in all")
+    for name in names:
+        if name != MANIFEST and not (name.endswith(".npy") and _NAME.fullmatch(name[:-4])):
+            raise ModelFileError(f"{path}: unsafe or unexpected member name {name!r:.100}")
+    if MANIFEST not in names:
+        raise ModelFileError(f"{path}: no {MANIFEST}; not an fnn file")
+    by_name = {i.filename: i for i in infos}
+    manifest = _read_manifest(path, zf, by_name[MANIFEST])
+    declared = manifest.get("arrays")
+    if not isinstance(declared, dict):
+        raise ModelFileError(f"{path}: manifest has no 'arrays' table")
+    members = {n[:-4] for n in names if n != MANIFEST}
+    if set(declared) != members:
+        raise ModelFileError(
+            f"{path}: manifest lists arrays {sorted(declared)[:6]} but the file holds {sorted(members)[:6]}"
+        )
+    items = []
+    for name in names:
+        if name == MANIFEST:
+            continue
+        items.append((name[:-4], _read_npy(path, zf, by_name[name], declared[name[:-4]])))
+    try:
+        return tree_unflatten(items), manifest
+    except StructureError as e:
+        raise ModelFileError(f"{path}: {e}") from None
+
+
+def _read_manifest(path, zf, info):
+    if info.file_size > MAX_MANIFEST_BYTES:
+        raise ModelFileError(f"{path}: manifest is {info.file_size} bytes; the limit is {MAX_MANIFEST_BYTES}")
+    with zf.open(info) as f:
+        raw = f.read(MAX_MANIFEST_BYTES + 1)
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise ModelFileError(f"{path}: manifest is larger than {MAX_MANIFEST_BYTES} bytes")
+    try:
+        manifest = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+    except (UnicodeDecodeError, json.JSONDecodeError, ValueError, RecursionError) as e:
+        raise ModelFileError(f"{path}: manifest is not valid JSON ({e})") from None
+    if not isinstance(manifest, dict):
+        raise ModelFileError(f"{path}: manifest must be a JSON object")
+    return manifest
+
+
+def _no_constants(name):
+    raise ValueError(f"{name} is not allowed in a manifest")
+
+
+def _read_npy(path, zf, info, declared):
+    where = f"{path}: member {info.filename}"
+    with zf.open(info) as f:
+        magic = f.read(8)
+        if len(magic) != 8 or magic[:6] != _MAGIC:
+            raise ModelFileError(f"{where}: not a .npy array (bad magic)")
+        major = magic[6]
+        if major not in (1, 2, 3):
+            raise ModelFileError(f"{where}: unknown .npy version {major}")
+        size_bytes = f.read(2 if major == 1 else 4)
+        hlen = int.from_bytes(size_bytes, "little") if len(size_bytes) in (2, 4) else -1
+        if not 0 < hlen <= MAX_HEADER_BYTES:
+            raise ModelFileError(f"{where}: .npy header of {hlen} bytes (limit {MAX_HEADER_BYTES})")
+        header = f.read(hlen)
+        if len(header) != hlen:
+            raise ModelFileError(f"{where}: truncated .npy header")
+        dtype, shape = _parse_header(where, header)
+        if declared != {"dtype": dtype.str, "shape": list(shape)}:
+            raise ModelFileError(f"{where}: holds {dtype.str}{list(shape)} but the manifest says {declared}")
+        count = 1
+        for d in shape:
+            count *= d
+        nbytes = count * dtype.itemsize
+        if nbytes > MAX_ARRAY_BYTES:
+            raise ModelFileError(f"{where}: array of {nbytes} bytes (limit {MAX_ARRAY_BYTES})")
+        expected = len(magic) + len(size_bytes) + hlen + nbytes
+        if info.file_size != expected:
+            raise ModelFileError(f"{where}: member is {info.file_size} bytes, its header implies {expected}")
+        data = f.read(nbytes)
+        if len(data) != nbytes:
+            raise ModelFileError(f"{where}: truncated array data")
+    return np.frombuffer(data, dtype).reshape(shape).copy()
+
+
+def _parse_header(where, header):
+    try:
+        meta = ast.literal_eval(header.decode("latin1"))
+    except (ValueError, SyntaxError, MemoryError, RecursionError) as e:
+        raise ModelFileError(f"{where}: unreadable .npy header ({type(e).__name__})") from None
+    if not isinstance(meta, dict) or set(meta) != {"descr", "fortran_order", "shape"}:
+        raise ModelFileError(f"{where}: .npy header must have exactly descr, fortran_order and shape")
+    descr, fortran, shape = meta["descr"], meta["fortran_order"], meta["shape"]
+    if not isinstance(descr, str) or fortran is not False:
+        raise ModelFileError(f"{where}: only plain C-ordered arrays are accepted (descr {descr!r:.40})")
+    if not isinstance(shape, tuple) or len(shape) > 8 or not all(type(d) is int and 0 <= d < 1 << 40 for d in shape):
+        raise ModelFileError(f"{where}: bad shape {shape!r:.80}")
+    try:
+        dtype = np.dtype(descr)
+    except (TypeError, ValueError):
+        raise ModelFileError(f"{where}: unknown dtype {descr!r:.40}") from None
+    if dtype.kind not in ALLOWED_KINDS or dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
+        raise ModelFileError(f"{where}: dtype {descr!r:.40} is not allowed (numeric and bool only)")
+    return dtype, shape
+
+
+# ---------------------------------------------------------------- models
+
+
+class LoadedModel(NamedTuple):
+    model: layers.Layer
+    params: dict
+    input_shape: tuple
+    metadata: dict
+
+
+FORMAT = "fnn.model"
+FORMAT_VERSION = 1
+
+
+def save_model(path, model, params, input_shape, metadata=None) -> None:
+    """Save ``params`` and ``model``'s architecture (its spec) to ``path`` (``.npz``), atomically.
+
+    ``input_shape`` is what ``model.init`` was given (e.g. ``(-1, 784)``);
+    ``metadata`` is any JSON object (class names, preprocessing, metrics).
+    """
+    manifest = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "model": model.spec,
+        "input_shape": [int(d) for d in input_shape],
+        "metadata": metadata or {},
+    }
+    save_arrays(path, params, manifest)
+
+
+def load_model(path) -> LoadedModel:
+    """Load a model saved by :func:`save_model`: ``(model, params, input_shape, metadata)``.
+
+    The architecture is rebuilt from registered layer types only; the stored
+    arrays must have exactly the shapes and dtypes that architecture implies,
+    and be finite.
+    """
+    params, manifest = load_arrays(path)
+    if manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
+        raise ModelFileError(f"{path}: not an fnn model (format {manifest.get('format')!r:.40})")
+    shape = manifest.get("input_shape")
+    if not (isinstance(shape, list) and 1 <= len(shape) <= 8 and all(type(d) is int and -1 <= d < 1 << 31 and d != 0 for d in shape)):
+        raise ModelFileError(f"{path}: bad input_shape {shape!r:.80}")
+    metadata = manifest.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise ModelFileError(f"{path}: metadata must be a JSON object")
+    try:
+        model = layers.build(manifest.get("model"))
+        _, expected = model.init(None, tuple(shape))
+    except layers.SpecError as e:
+        raise ModelFileError(f"{path}: {e}") from None
+    except (ValueError, TypeError, IndexError, OverflowError, RecursionError) as e:
+        raise ModelFileError(f"{path}: the architecture does not fit input_shape {shape} ({e})") from None
+    check_params(path, params, expected)
+    return LoadedModel(model, params, tuple(shape), metadata)
+
+
+def check_params(path, params, expected) -> None:
+    """Raise :class:`ModelFileError` unless ``params`` matches ``expected``'s layout, shapes and dtypes and is finite."""
+    if structure(params) != structure(expected):
+        raise ModelFileError(
+            f"{path}: parameters {structure(params)!s:.200} do not fit the architecture {structure(expected)!s:.200}"
+        )
+    for (p, got), want in zip(tree_flatten(params), tree_leaves(expected)):
+        if got.shape != want.shape or got.dtype != want.dtype:
+            raise ModelFileError(
+                f"{path}: parameter {p} is {got.dtype}{got.shape}, the architecture needs {want.dtype}{want.shape}"
+            )
+        if got.dtype.kind == "f" and not np.isfinite(got).all():
+            raise ModelFileError(f"{path}: parameter {p} holds NaN or Inf")
+
+
+__all__ = ["ModelFileError", "LoadedModel", "atomic_write", "save_arrays", "load_arrays", "save_model", "load_model"]

@@ -1,0 +1,88 @@
+"""Training primitives: loss and gradients in one pass, a pure train step, prediction.
+
+>>> from fnn import random
+>>> model = layers.mlp([4, 8, 3])
+>>> _, params = model.init(random.key(0), (-1, 4))
+>>> opt = optim.adam(1e-2)
+>>> step = make_train_step(model, losses.softmax_cross_entropy, opt)
+>>> x, y = np.ones((5, 4), np.float32), np.array([0, 1, 2, 0, 1])
+>>> params, opt_state, metrics = step(params, opt.init(params), (x, y), random.key(1))
+>>> sorted(metrics)
+['accuracy', 'loss']
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fnn import layers, losses, optim
+from fnn.tree import tree_add
+
+
+def value_and_grad(model, loss):
+    """``f(params, x, y, key=None) -> (loss, grads, outputs)`` from one forward and one backward pass.
+
+    ``outputs`` is the model's output for ``x`` (the logits), handy for metrics.
+    The first layer skips the input gradient it would otherwise compute.
+    """
+
+    def f(params, x, y, key=None):
+        outputs, backward = model.vjp(params, x, key, need_dx=False)
+        value, doutputs = loss.value_and_grad(outputs, y)
+        grads, _ = backward(doutputs)
+        return value, grads, outputs
+
+    return f
+
+
+def accuracy(outputs, y) -> float:
+    """Fraction of rows whose argmax equals the label (``y``: labels or one-hot)."""
+    y = np.asarray(y)
+    labels = y.argmax(axis=1) if y.ndim == 2 else y
+    return float(np.mean(outputs.argmax(axis=1) == labels))
+
+
+def make_train_step(model, loss, optimizer, penalty=None):
+    """A pure ``train_step(params, opt_state, (x, y), key) -> (params, opt_state, metrics)``.
+
+    ``metrics`` holds the batch ``loss`` (penalty included) and ``accuracy``.
+    ``penalty`` is a :class:`fnn.losses.Penalty` (L1/L2) added to the loss.
+    ``key`` drives dropout; pass None for a model without randomness.
+    """
+    vg = value_and_grad(model, loss)
+
+    def train_step(params, opt_state, batch, key=None):
+        x, y = batch
+        value, grads, outputs = vg(params, x, y, key)
+        if penalty is not None:
+            value += penalty.apply(params)
+            grads = tree_add(grads, penalty.grad(params))
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optim.apply_updates(params, updates), opt_state, {"loss": value, "accuracy": accuracy(outputs, y)}
+
+    return train_step
+
+
+def predict_logits(model, params, x, batch_size=8192):
+    """The model's raw outputs for ``x``, in chunks of ``batch_size`` rows (inference: no dropout)."""
+    x = np.asarray(x)
+    if len(x) <= batch_size:
+        return model.apply(params, x)
+    return np.concatenate([model.apply(params, x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+def predict_proba(model, params, x, batch_size=8192):
+    """Class probabilities ``(n, classes)``: softmax of the logits."""
+    return layers.softmax(predict_logits(model, params, x, batch_size))
+
+
+def predict(model, params, x, batch_size=8192):
+    """Predicted class labels ``(n,)``."""
+    return predict_logits(model, params, x, batch_size).argmax(axis=1)
+
+
+def evaluate(model, params, x, y, loss=losses.softmax_cross_entropy, batch_size=8192):
+    """``{"loss": float, "accuracy": float}`` over the whole of ``(x, y)``."""
+    logits = predict_logits(model, params, x, batch_size)
+    return {"loss": loss.apply(logits, y), "accuracy": accuracy(logits, y)}
+
