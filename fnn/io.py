@@ -28,7 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fnn import layers
-from fnn.tree import StructureError, structure, tree_flatten, tree_leaves, tree_unflatten
+from fnn.tree import StructureError, tree_flatten, tree_map_with_path, tree_unflatten
 
 MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 1 << 20
@@ -298,23 +298,28 @@ def load_model(path) -> LoadedModel:
         raise ModelFileError(f"{path}: {e}") from None
     except (ValueError, TypeError, IndexError, OverflowError, RecursionError) as e:
         raise ModelFileError(f"{path}: the architecture does not fit input_shape {shape} ({e})") from None
-    check_params(path, params, expected)
+    params = check_params(path, params, expected)
     return LoadedModel(model, params, tuple(shape), metadata)
 
 
-def check_params(path, params, expected) -> None:
-    """Raise :class:`ModelFileError` unless ``params`` matches ``expected``'s layout, shapes and dtypes and is finite."""
-    if structure(params) != structure(expected):
+def check_params(path, params, expected) -> dict:
+    """Check ``params`` against ``expected`` (layout, shapes, dtypes, finiteness); return it in ``expected``'s layout.
+
+    Layers without parameters (``{}``) have no arrays in a file; the returned
+    tree has them back. Raises :class:`ModelFileError` on any mismatch.
+    """
+    got, want = dict(tree_flatten(params)), dict(tree_flatten(expected))
+    if got.keys() != want.keys():
         raise ModelFileError(
-            f"{path}: parameters {structure(params)!s:.200} do not fit the architecture {structure(expected)!s:.200}"
+            f"{path}: parameters {sorted(got)[:8]} do not fit the architecture, which needs {sorted(want)[:8]}"
         )
-    for (p, got), want in zip(tree_flatten(params), tree_leaves(expected)):
-        if got.shape != want.shape or got.dtype != want.dtype:
-            raise ModelFileError(
-                f"{path}: parameter {p} is {got.dtype}{got.shape}, the architecture needs {want.dtype}{want.shape}"
-            )
-        if got.dtype.kind == "f" and not np.isfinite(got).all():
+    for p, w in want.items():
+        g = got[p]
+        if g.shape != w.shape or g.dtype != w.dtype:
+            raise ModelFileError(f"{path}: parameter {p} is {g.dtype}{g.shape}, the architecture needs {w.dtype}{w.shape}")
+        if g.dtype.kind == "f" and not np.isfinite(g).all():
             raise ModelFileError(f"{path}: parameter {p} holds NaN or Inf")
+    return tree_map_with_path(lambda p, _: got[p], expected)
 
 
 __all__ = ["ModelFileError", "LoadedModel", "atomic_write", "save_arrays", "load_arrays", "save_model", "load_model"]

@@ -1,0 +1,29 @@
+"""Shared fixtures: paths to ../shared and real MNIST arrays."""
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+
+def read_idx_gz(path):
+    """Minimal IDX reader for test fixtures (the library's own parser is tested separately)."""
+    with gzip.open(path) as f:
+        data = f.read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+@pytest.fixture(scope="session")
+def mnist_raw():
+    """``(x_train, y_train, x_test, y_test)`` as uint8 from ``../shared/data/mnist``."""
+    d = SHARED / "data" / "mnist"
+    return tuple(
+        read_idx_gz(d / f"{name}-ubyte.gz")
+        for name in ("train-images-idx3", "train-labels-idx1", "t10k-images-idx3", "t10k-labels-idx1")
+    )

@@ -1,0 +1,30 @@
+import subprocess
+import sys
+
+
+def test_import_fnn_loads_no_app_or_plotting_modules():
+    code = (
+        "import sys, fnn; "
+        "bad = sorted({m.split('.')[0] for m in sys.modules} & {'click', 'flask', 'matplotlib', 'yaml', 'PIL', 'werkzeug'}); "
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_library_never_imports_the_apps():
+    """fnn/ never imports fnn.cli or fnn.web; web never imports cli; nothing imports bare cli/web."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+
+    def imports(py, pattern):
+        return re.findall(rf"^\s*(?:from|import)\s+(?:{pattern})\b", py.read_text(), re.M)
+
+    for py in root.glob("[fcwt]*/**/*.py"):
+        assert not imports(py, r"cli|web"), f"{py} imports a bare cli/web package"
+    for py in (root / "fnn").rglob("*.py"):
+        assert not imports(py, r"fnn\.cli|fnn\.web"), py
+    for py in (root / "web").rglob("*.py"):
+        assert not imports(py, r"fnn\.cli"), py

@@ -1,0 +1,184 @@
+"""Optimizers against their update equations, and on quadratic and Rosenbrock."""
+
+import math
+
+import numpy as np
+import pytest
+
+from fnn import optim
+from fnn.tree import tree_map
+
+G1 = {"w": np.array([[0.5, -1.0]], np.float32), "b": np.array([2.0], np.float32)}
+G2 = {"w": np.array([[-0.25, 0.75]], np.float32), "b": np.array([-1.0], np.float32)}
+P0 = {"w": np.array([[1.0, 2.0]], np.float32), "b": np.array([0.5], np.float32)}
+
+
+def run(opt, grads_seq, params=P0):
+    state = opt.init(params)
+    out = []
+    for g in grads_seq:
+        updates, state = opt.update(g, state, params)
+        params = optim.apply_updates(params, updates)
+        out.append(params)
+    return out, state
+
+
+def flat(t):
+    return np.concatenate([t["w"].ravel(), t["b"].ravel()]).astype(np.float64)
+
+
+p0, g1, g2 = flat(P0), flat(G1), flat(G2)
+lr = 0.1
+
+
+def by_hand_sgd():
+    p1 = p0 - lr * g1
+    return p1, p1 - lr * g2
+
+
+def by_hand_momentum(nesterov=False, beta=0.9):
+    v1 = g1
+    p1 = p0 - lr * ((g1 + beta * v1) if nesterov else v1)
+    v2 = beta * v1 + g2
+    p2 = p1 - lr * ((g2 + beta * v2) if nesterov else v2)
+    return p1, p2
+
+
+def by_hand_rmsprop(d=0.9, eps=1e-8):
+    n1 = (1 - d) * g1**2
+    p1 = p0 - lr * g1 / (np.sqrt(n1) + eps)
+    n2 = d * n1 + (1 - d) * g2**2
+    return p1, p1 - lr * g2 / (np.sqrt(n2) + eps)
+
+
+def by_hand_adagrad(a0=0.1, eps=1e-7):
+    a1 = a0 + g1**2
+    p1 = p0 - lr * g1 / (np.sqrt(a1) + eps)
+    a2 = a1 + g2**2
+    return p1, p1 - lr * g2 / (np.sqrt(a2) + eps)
+
+
+def by_hand_adam(b1=0.9, b2=0.999, eps=1e-8, wd=0.0, mask=np.array([1, 1, 0])):
+    m1, v1 = (1 - b1) * g1, (1 - b2) * g1**2
+    u1 = (m1 / (1 - b1)) / (np.sqrt(v1 / (1 - b2)) + eps)
+    p1 = p0 - lr * (u1 + wd * mask * p0)
+    m2, v2 = b1 * m1 + (1 - b1) * g2, b2 * v1 + (1 - b2) * g2**2
+    u2 = (m2 / (1 - b1**2)) / (np.sqrt(v2 / (1 - b2**2)) + eps)
+    return p1, p1 - lr * (u2 + wd * mask * p1)
+
+
+CASES = {
+    "sgd": (optim.sgd(lr), by_hand_sgd),
+    "momentum": (optim.momentum(lr, 0.9), by_hand_momentum),
+    "nesterov": (optim.nesterov(lr, 0.9), lambda: by_hand_momentum(True)),
+    "rmsprop": (optim.rmsprop(lr), by_hand_rmsprop),
+    "adagrad": (optim.adagrad(lr), by_hand_adagrad),
+    "adam": (optim.adam(lr), by_hand_adam),
+    "adamw": (optim.adamw(lr, weight_decay=0.5), lambda: by_hand_adam(wd=0.5)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_first_steps_equal_the_update_equations(name):
+    opt, by_hand = CASES[name]
+    (q1, q2), _ = run(opt, [G1, G2])
+    e1, e2 = by_hand()
+    np.testing.assert_allclose(flat(q1), e1, rtol=2e-6, atol=1e-7)
+    np.testing.assert_allclose(flat(q2), e2, rtol=2e-6, atol=1e-7)
+    assert q2["w"].dtype == np.float32
+
+
+def test_registry_covers_the_cli_names():
+    assert set(optim.OPTIMIZERS) == set(CASES)
+
+
+def quadratic_grad(p):
+    # f = 0.5 * sum(a * (x - c)**2), minimum at c
+    a, c = np.array([1.0, 10.0], np.float32), np.array([3.0, -2.0], np.float32)
+    return {"x": a * (p["x"] - c)}
+
+
+def rosenbrock_grad(p):
+    x, y = p["x"]
+    return {"x": np.array([-2 * (1 - x) - 400 * x * (y - x * x), 200 * (y - x * x)], np.float32)}
+
+
+QUAD = {
+    "sgd": optim.sgd(0.05),
+    "momentum": optim.momentum(0.02),
+    "nesterov": optim.nesterov(0.02),
+    "rmsprop": optim.rmsprop(optim.exponential_decay(0.05, 0.01, 2000)),
+    "adagrad": optim.adagrad(1.0),
+    "adam": optim.adam(optim.cosine_decay(0.2, 2000, 0.0)),
+    "adamw": optim.adamw(optim.cosine_decay(0.2, 2000, 0.0), weight_decay=0.0),
+}
+ROSEN = {
+    "sgd": optim.sgd(1e-3),
+    "momentum": optim.momentum(1e-4, 0.9),
+    "nesterov": optim.nesterov(1e-4, 0.9),
+    "rmsprop": optim.rmsprop(optim.exponential_decay(1e-2, 0.01, 5000)),
+    "adagrad": optim.adagrad(0.5),
+    "adam": optim.adam(optim.cosine_decay(2e-2, 5000)),
+    "adamw": optim.adamw(optim.cosine_decay(2e-2, 5000), weight_decay=0.0),
+}
+
+
+def minimize(opt, grad_fn, p, steps):
+    state = opt.init(p)
+    for _ in range(steps):
+        updates, state = opt.update(grad_fn(p), state, p)
+        p = optim.apply_updates(p, updates)
+    return p
+
+
+@pytest.mark.parametrize("name", sorted(QUAD))
+def test_drives_a_quadratic_to_its_minimum(name):
+    p = minimize(QUAD[name], quadratic_grad, {"x": np.zeros(2, np.float32)}, 2000)
+    np.testing.assert_allclose(p["x"], [3.0, -2.0], atol=1e-2)
+
+
+@pytest.mark.parametrize("name", sorted(ROSEN))
+def test_gets_near_rosenbrocks_minimum(name):
+    p = minimize(ROSEN[name], rosenbrock_grad, {"x": np.array([-1.0, 1.0], np.float32)}, 5000)
+    start = np.hypot(-1 - 1, 1 - 1)
+    assert np.hypot(*(p["x"] - 1)) < 0.25 * start
+
+
+def test_chain_equals_applying_each_transform_by_hand():
+    a, b = optim.clip_by_global_norm(1.0), optim.scale_by_adam()
+    chained = optim.chain(a, b)
+    u, state = chained.update(G1, chained.init(P0), P0)
+    u_a, _ = a.update(G1, a.init(P0), P0)
+    u_b, _ = b.update(u_a, b.init(P0), P0)
+    np.testing.assert_array_equal(u["w"], u_b["w"])
+    assert set(state) == {"0", "1"}
+
+
+def test_clip_by_global_norm():
+    clip = optim.clip_by_global_norm(1.0)
+    u, _ = clip.update(G1, {})
+    norm = math.sqrt(sum(float((x**2).sum()) for x in u.values()))
+    assert norm == pytest.approx(1.0, rel=1e-6)
+    small = tree_map(lambda g: g * 0.01, G1)
+    assert clip.update(small, {})[0] is small
+
+
+def test_schedules_and_readable_learning_rate():
+    assert optim.step_decay(1.0, 10, 0.5)(25) == 0.25
+    assert optim.cosine_decay(1.0, 100)(100) == pytest.approx(0.0)
+    assert optim.cosine_decay(1.0, 100)(50) == pytest.approx(0.5)
+    warm = optim.warmup(optim.constant(0.1), 4)
+    assert [round(warm(s), 4) for s in range(5)] == [0.025, 0.05, 0.075, 0.1, 0.1]
+    opt = optim.adam(optim.warmup(0.1, 4))
+    state = opt.init(P0)
+    assert optim.learning_rate(state) == pytest.approx(0.025)
+    for expected in (0.025, 0.05, 0.075):
+        _, state = opt.update(G1, state, P0)
+        assert optim.learning_rate(state) == pytest.approx(expected)
+
+
+def test_weight_decay_mask_excludes_biases_by_default():
+    opt = optim.chain(optim.add_decayed_weights(0.1))
+    u, _ = opt.update(tree_map(np.zeros_like, P0), opt.init(P0), P0)
+    np.testing.assert_allclose(u["w"], 0.1 * P0["w"])
+    assert not u["b"].any()

@@ -1,0 +1,32 @@
+"""The wheel holds fnn, fnn.cli and fnn.web (templates and static files too), and no bare cli/web."""
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_wheel_file_list(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    (wheel,) = tmp_path.glob("fnn-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names}
+    assert "cli" not in tops and "web" not in tops, tops
+    expected = set()
+    for pkg, src in (("fnn", ROOT / "fnn"), ("fnn/cli", ROOT / "cli"), ("fnn/web", ROOT / "web")):
+        for f in src.rglob("*"):
+            if f.is_file() and "__pycache__" not in f.parts and f.suffix not in (".pyc",):
+                expected.add(f"{pkg}/{f.relative_to(src).as_posix()}")
+    missing = sorted(expected - set(names))
+    assert not missing, f"missing from the wheel: {missing[:10]}"
+    assert "fnn/cli/main.py" in names and "fnn/__init__.py" in names
+    entry = [n for n in names if n.endswith("entry_points.txt")]
+    assert entry and "fnn-cli = fnn.cli.main:cli" in zipfile.ZipFile(wheel).read(entry[0]).decode()
