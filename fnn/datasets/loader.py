@@ -1,0 +1,166 @@
+"""``load(name)``: find a named dataset's files (see :mod:`fnn.datasets.sources`), verify, parse.
+
+Every file is checked against its pin before it is used, wherever it came
+from. A bad file in the cache is deleted and the search goes on (ending in a
+fresh download); a bad file anywhere else is an error naming it, since
+silently skipping it would hide the corruption.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from fnn.datasets import cifar
+from fnn.datasets.base import Dataset, DatasetError, check_pair
+from fnn.datasets.download import TIMEOUT, fetch_file
+from fnn.datasets.idx import parse_idx
+from fnn.datasets.integrity import read_verified, remove_quietly, verify_file
+from fnn.datasets.registry import REGISTRY, Spec
+from fnn.datasets.sources import cache_root, candidates, find, find_file
+from fnn.datasets.user import load_path
+
+
+def get_spec(name) -> Spec:
+    """The registry entry for ``name`` (a :class:`Spec` passes through)."""
+    if isinstance(name, Spec):
+        return name
+    if name not in REGISTRY:
+        raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(REGISTRY)} (or a path to your own data)")
+    return REGISTRY[name]
+
+
+def pins(spec: Spec) -> dict:
+    """``Dataset.files`` for a registry entry: served name -> ``{"md5", "size"}``."""
+    return {f.name: {"md5": f.md5, "size": f.size} for f in spec.files}
+
+
+def _idx(spec, paths) -> tuple:
+    data = {f.name: (paths[f.name], read_verified(paths[f.name], f)) for f in spec.files}
+    arrays = [parse_idx(content, str(path), ndim=3 if "images" in name else 1) for name, (path, content) in data.items()]
+    x_train, y_train, x_test, y_test = arrays
+    return x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64), list(spec.classes)
+
+
+def _cifar(spec, paths) -> tuple:
+    (archive,) = spec.files
+    verify_file(paths[archive.name], archive)
+    return cifar.read_archive(paths[archive.name])
+
+
+PARSERS = {"idx": _idx, "cifar10": _cifar}
+
+
+def build(spec: Spec, paths: dict, source: str) -> Dataset:
+    """Verify and parse the files ``paths`` (served name -> path) of ``spec`` into a :class:`Dataset`."""
+    x_train, y_train, x_test, y_test, classes = PARSERS[spec.kind](spec, paths)
+    where = str(next(iter(paths.values())).parent)
+    check_pair(x_train, y_train, f"{where} (train)", len(classes))
+    check_pair(x_test, y_test, f"{where} (test)", len(classes))
+    return Dataset(spec.name, x_train, y_train, x_test, y_test, classes, source, pins(spec))
+
+
+def locate(name, data_dir=None, cache_dir=None):
+    """``(label, folder, paths)`` of the first local source holding every file of ``name``, or None.
+
+    Files are not verified here (see :func:`check_files`).
+    """
+    spec = get_spec(name)
+    for label, folder in candidates(spec.name, data_dir, cache_dir):
+        paths = find(folder, spec.files)
+        if paths is not None:
+            return label, folder, paths
+    return None
+
+
+def check_files(name, paths: dict) -> dict:
+    """Served name -> None when the file matches its pin, else the error message naming it."""
+    out = {}
+    for spec in get_spec(name).files:
+        try:
+            verify_file(paths[spec.name], spec)
+            out[spec.name] = None
+        except DatasetError as e:
+            out[spec.name] = str(e)
+    return out
+
+
+def fetch(name, cache_dir=None, mirrors=None, progress=None, timeout: float = TIMEOUT) -> tuple:
+    """Make the cache hold a verified copy of every file of ``name``, downloading what it lacks.
+
+    A cached file that fails verification is deleted and fetched again.
+
+    Returns:
+      ``(folder, paths, urls)``: the cache folder, served name -> path, and the URLs downloaded.
+    """
+    spec = get_spec(name)
+    folder = cache_root(cache_dir) / spec.name
+    paths, urls = {}, []
+    for f in spec.files:
+        path = find_file(folder, f)
+        if path is not None:
+            try:
+                verify_file(path, f)
+                paths[f.name] = path
+                continue
+            except DatasetError:
+                remove_quietly(path)
+        paths[f.name], url = fetch_file(f, folder, mirrors or spec.mirrors, progress, timeout)
+        urls.append(url)
+    return folder, paths, urls
+
+
+def load(
+    name,
+    data_dir=None,
+    progress=None,
+    *,
+    download: bool = True,
+    mirrors=None,
+    cache_dir=None,
+    timeout: float = TIMEOUT,
+) -> Dataset:
+    """Load ``"mnist"``, ``"fashion-mnist"``, ``"cifar10"``, or the user's data at a path.
+
+    Sources, in order: ``data_dir`` (or ``$FNN_DATA_DIR``), the cache, the
+    system folder ``/usr/share/datasets/<name>``, the copy shipped in the
+    package, then (with ``download``) the mirrors; ``Dataset.source`` says
+    which served. A path (a folder of IDX files, an ``.npz``, a ``.csv``)
+    loads through :mod:`fnn.datasets.user`.
+
+    Args:
+      name: a registered name (or :class:`Spec`), or a path to the user's data.
+      data_dir: a folder to look in first (``<data_dir>/<name>/`` or ``<data_dir>/``).
+      progress: ``progress(file_name, done_bytes, total_bytes or None)`` during downloads.
+      download: try the mirrors when no local source has the data.
+      mirrors: base URLs to use instead of the registered ones.
+      cache_dir: the cache folder instead of ``$XDG_CACHE_HOME/fnn``.
+      timeout: seconds a mirror may stay silent.
+
+    Raises:
+      DatasetError: unknown name, corrupt or mismatching file (named), or nothing
+        found with downloads off. DownloadError: every mirror failed.
+    """
+    if not isinstance(name, Spec) and name not in REGISTRY:
+        if os.path.exists(name) or any(c in str(name) for c in "/\\.~"):
+            return load_path(os.path.expanduser(name))
+    spec = get_spec(name)
+    looked = []
+    for label, folder in candidates(spec.name, data_dir, cache_dir):
+        paths = find(folder, spec.files)
+        looked.append(str(folder))
+        if paths is None:
+            continue
+        try:
+            return build(spec, paths, f"{label} {folder}")
+        except DatasetError:
+            if label != "cache":
+                raise
+            for f, error in check_files(spec, paths).items():  # drop bad cached files, search on
+                if error is not None:
+                    remove_quietly(paths[f])
+    if not download:
+        raise DatasetError(f"{spec.name}: not found in {', '.join(looked)} (downloads are off)")
+    folder, paths, urls = fetch(spec, cache_dir, mirrors, progress, timeout)
+    return build(spec, paths, f"download {', '.join(urls) or '(none)'} -> cache {folder}")

@@ -1,0 +1,57 @@
+"""Where a named dataset's files are looked for, in order, before anything is downloaded.
+
+1. ``data_dir`` (or ``$FNN_DATA_DIR``): ``<data_dir>/<name>/``, then ``<data_dir>/`` itself;
+2. the cache: ``$XDG_CACHE_HOME/fnn/<name>/``, else ``~/.cache/fnn/<name>/``;
+3. the system folder ``/usr/share/datasets/<name>/`` (Debian's ``dataset-fashion-mnist``);
+4. the copy shipped inside the package, ``fnn/datasets/data/<name>/`` (MNIST);
+5. a download from the mirrors into the cache.
+
+A folder serves when it holds every file of the dataset, each under its
+served name (``train-images-idx3-ubyte.gz``) or, for gzip files, uncompressed
+(``train-images-idx3-ubyte``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+SYSTEM_ROOT = Path("/usr/share/datasets")
+PACKAGE_ROOT = Path(__file__).resolve().parent / "data"
+
+
+def cache_root(cache_dir=None) -> Path:
+    """The cache folder: ``cache_dir``, else ``$XDG_CACHE_HOME/fnn``, else ``~/.cache/fnn``."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    return (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache") / "fnn"
+
+
+def candidates(name: str, data_dir=None, cache_dir=None) -> list:
+    """``(label, folder)`` for each local source of dataset ``name``, in the order they are tried."""
+    out = []
+    root = data_dir if data_dir is not None else os.environ.get("FNN_DATA_DIR") or None
+    if root is not None:
+        out += [("data dir", Path(root) / name), ("data dir", Path(root))]
+    out += [
+        ("cache", cache_root(cache_dir) / name),
+        ("system folder", SYSTEM_ROOT / name),
+        ("package copy", PACKAGE_ROOT / name),
+    ]
+    return out
+
+
+def find_file(folder, spec):
+    """The path of ``spec``'s file in ``folder`` (compressed or not), or None."""
+    for local in spec.local_names:
+        path = Path(folder) / local
+        if path.is_file():
+            return path
+    return None
+
+
+def find(folder, files) -> dict | None:
+    """Served name -> path for every :class:`FileSpec` in ``files``, or None when any is missing."""
+    paths = {spec.name: find_file(folder, spec) for spec in files}
+    return None if None in paths.values() else paths
