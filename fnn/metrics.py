@@ -117,6 +117,21 @@ def confusion_matrix(y_true, y_pred, num_classes=None, normalize=None) -> np.nda
     raise ValueError(f"normalize must be None or one of {NORMALIZE}, got {normalize!r}")
 
 
+def most_confused(cm, k: int = 10) -> list[tuple[int, int, int]]:
+    """The ``k`` largest off-diagonal cells of a count matrix: ``[(true, pred, count), ...]``.
+
+    Sorted by count (descending), then by ``(true, pred)``; zero cells are left out.
+
+    >>> most_confused(np.array([[5, 2, 0], [0, 4, 3], [1, 0, 6]]), 2)
+    [(1, 2, 3), (0, 1, 2)]
+    """
+    cm = np.asarray(cm)
+    off = cm * (1 - np.eye(len(cm), dtype=cm.dtype))
+    flat = np.argsort(-off, axis=None, kind="stable")[:k]
+    rows, cols = np.unravel_index(flat, cm.shape)
+    return [(int(i), int(j), int(cm[i, j])) for i, j in zip(rows, cols) if cm[i, j] > 0]
+
+
 # ---------------------------------------------------------------- precision, recall, F1
 
 
@@ -264,6 +279,7 @@ __all__ = [
     "accuracy",
     "top_k_accuracy",
     "confusion_matrix",
+    "most_confused",
     "precision_recall_f1",
     "example_log_loss",
     "log_loss",

@@ -1,0 +1,394 @@
+"""Pictures of a model and its training, each written to a PNG file.
+
+Matplotlib is imported inside the functions, never at module import, and only
+its object API is used: each figure is a ``matplotlib.figure.Figure`` drawn by
+the Agg canvas, so nothing touches pyplot's global state or the display (safe
+in a web server or a test run). Every function takes the output ``path`` and
+returns it as a :class:`~pathlib.Path`.
+
+Shapes: ``images`` are ``(n, 28, 28)`` or ``(n, 784)`` (uint8 or floats, any
+range; each tile is scaled on its own), ``y_true`` is ``(n,)`` integer labels,
+``probs`` is ``(n, classes)`` predicted probabilities, ``cm`` is a
+``(classes, classes)`` count matrix (rows: true class, columns: prediction),
+``classes`` are the class names (``None`` means ``"0"``, ``"1"``, ...).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from pathlib import Path
+
+import numpy as np
+
+from fnn import metrics
+
+DPI = 110
+RIGHT, WRONG = "#1a7f37", "#c62828"  # caption colours for right and wrong predictions
+TRAIN, VAL = "#1f77b4", "#ff7f0e"
+STYLE = {
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.titleweight": "bold",
+    "axes.labelsize": 10,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "legend.fontsize": 9,
+    "legend.frameon": False,
+    "figure.titlesize": 13,
+    "figure.titleweight": "bold",
+}
+
+
+# ---------------------------------------------------------------- helpers
+
+
+@contextlib.contextmanager
+def _figure(width, height, path):
+    """Yield a constrained-layout Agg figure of ``width x height`` inches; save it to ``path`` on exit."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+        FigureCanvasAgg(fig)
+        yield fig
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=DPI, facecolor="white")
+
+
+def _names(classes, k):
+    return [str(c) for c in classes] if classes is not None else [str(i) for i in range(k)]
+
+
+def _column(history, key):
+    """``(epochs, values)`` for the rows of ``history`` that have a number under ``key``."""
+    rows = [(r.get("epoch", i + 1), r[key]) for i, r in enumerate(history) if isinstance(r.get(key), (int, float))]
+    return [e for e, _ in rows], [v for _, v in rows]
+
+
+def _line(ax, history, key, label, color, style="-"):
+    x, y = _column(history, key)
+    if y:
+        ax.plot(x, y, style, color=color, label=label, marker="o" if len(y) <= 30 else None, markersize=3.5)
+    return y
+
+
+def _as_tiles(images, image_shape=None):
+    images = np.asarray(images)
+    if images.ndim == 2:
+        side = image_shape or (int(math.isqrt(images.shape[1])),) * 2
+        images = images.reshape((len(images),) + tuple(side))
+    return images
+
+
+# ---------------------------------------------------------------- training
+
+
+def training_curves(history, path, title="Training curves"):
+    """Loss and accuracy per epoch, train against validation, and the learning rate.
+
+    ``history``: a list of per-epoch dicts as in ``metrics.jsonl`` (keys ``epoch``,
+    ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``, ``lr``; missing keys are
+    skipped). The best validation accuracy is marked.
+    """
+    has_lr = bool(_column(history, "lr")[1])
+    with _figure(13 if has_lr else 9.5, 4, path) as fig:
+        axes = fig.subplots(1, 3 if has_lr else 2)
+        for ax, key, name in ((axes[0], "loss", "Loss"), (axes[1], "accuracy", "Accuracy")):
+            _line(ax, history, key, "train", TRAIN)
+            val = _line(ax, history, "val_" + key, "validation", VAL)
+            if key == "accuracy" and val:
+                x, _ = _column(history, "val_accuracy")
+                best = int(np.argmax(val))
+                ax.plot(x[best], val[best], "*", color=VAL, markersize=13, zorder=5)
+                ax.annotate(f"best {val[best]:.2%}\nepoch {x[best]}", (x[best], val[best]), xytext=(0, -30),
+                            textcoords="offset points", ha="center", va="top", fontsize=9, color="#444")
+            ax.set(title=name, xlabel="epoch", ylabel=name.lower())
+            ax.legend()
+        if has_lr:
+            x, lr = _column(history, "lr")
+            axes[2].plot(x, lr, color="#6a3d9a", marker="o" if len(lr) <= 30 else None, markersize=3.5)
+            if min(lr) > 0 and max(lr) / min(lr) > 10:
+                axes[2].set_yscale("log")
+            axes[2].set(title="Learning rate", xlabel="epoch", ylabel="learning rate")
+        for ax in axes:
+            ax.xaxis.get_major_locator().set_params(integer=True)
+        fig.suptitle(title)
+    return Path(path)
+
+
+# ---------------------------------------------------------------- confusion
+
+
+def confusion_matrix(cm, classes, path, title="Confusion matrix"):
+    """Heatmap of ``cm`` coloured by row share (recall), each cell labelled with its count."""
+    cm = np.asarray(cm)
+    k = len(cm)
+    names = _names(classes, k)
+    share = metrics._div(cm, cm.sum(axis=1, keepdims=True))
+    size = max(5.5, 0.62 * k + 2.8)
+    with _figure(size + 1.2, size, path) as fig:
+        ax = fig.subplots()
+        im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+        ax.grid(False)
+        fontsize = 9 if k <= 12 else max(5, 9 - (k - 12) // 3)
+        for (i, j), n in np.ndenumerate(cm):
+            if n == 0:
+                continue
+            ax.text(j, i, str(n), ha="center", va="center", fontsize=fontsize,
+                    color="white" if share[i, j] > 0.55 else "#222", fontweight="bold" if i == j else None)
+        ax.set_xticks(range(k), names, rotation=40, ha="right", rotation_mode="anchor")
+        ax.set_yticks(range(k), names)
+        ax.set(xlabel="predicted class", ylabel="true class", title=title)
+        ax.spines[:].set_visible(False)
+        cb = fig.colorbar(im, ax=ax, shrink=0.8)
+        cb.set_label("share of the true class (row)")
+    return Path(path)
+
+
+def per_class_accuracy(recall, classes, path, support=None, overall=None, title="Accuracy per class"):
+    """Horizontal bars of per-class accuracy (recall), the value printed on each bar.
+
+    ``support`` (counts per class) is added to the labels; ``overall`` draws a dashed line.
+    """
+    recall = np.asarray(recall, float)
+    k = len(recall)
+    names = _names(classes, k)
+    if support is not None:
+        names = [f"{n}  (n={int(s)})" for n, s in zip(names, support)]
+    lo = max(0.0, math.floor((recall.min() - 0.03) * 20) / 20) if k else 0.0
+    with _figure(8, max(3.0, 0.42 * k + 1.3), path) as fig:
+        ax = fig.subplots()
+        worst = np.argsort(recall)[: min(3, k)]
+        colors = [WRONG if i in worst else TRAIN for i in range(k)]
+        ax.barh(range(k), recall - lo, left=lo, color=colors, height=0.7)
+        for i, r in enumerate(recall):
+            ax.text(r, i, f" {r:.1%}", va="center", fontsize=9)
+        if overall is not None:
+            ax.axvline(overall, color="#444", linestyle="--", linewidth=1)
+            ax.text(overall, -0.75, f"overall {overall:.1%}", ha="center", va="bottom", fontsize=9, color="#444",
+                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
+        ax.set_yticks(range(k), names)
+        ax.invert_yaxis()
+        ax.set_xlim(lo, 1.0 + (1.0 - lo) * 0.12)
+        ax.set_ylim(k - 0.5, -1.3)
+        ax.set(xlabel="accuracy (recall)" + (f", axis from {lo:.0%}" if lo > 0 else ""), title=title)
+        ax.grid(axis="y", visible=False)
+    return Path(path)
+
+
+def confused_pairs(cm, classes, path, top=10, title="Most confused class pairs"):
+    """Horizontal bars of the ``top`` largest off-diagonal counts, labelled ``true → predicted``."""
+    cm = np.asarray(cm)
+    names = _names(classes, len(cm))
+    pairs = metrics.most_confused(cm, top)
+    support = cm.sum(axis=1)
+    with _figure(8, max(2.5, 0.42 * len(pairs) + 1.3), path) as fig:
+        ax = fig.subplots()
+        if not pairs:
+            ax.text(0.5, 0.5, "no mistakes", ha="center", va="center", transform=ax.transAxes, fontsize=14)
+            ax.set_axis_off()
+        else:
+            counts = [n for _, _, n in pairs]
+            ax.barh(range(len(pairs)), counts, color=WRONG, height=0.7)
+            for r, (i, j, n) in enumerate(pairs):
+                ax.text(n, r, f" {n}  ({n / support[i]:.1%} of {names[i]})", va="center", fontsize=9)
+            ax.set_yticks(range(len(pairs)), [f"{names[i]} → {names[j]}" for i, j, _ in pairs])
+            ax.invert_yaxis()
+            ax.set_xlim(0, max(counts) * 1.55)
+            ax.set(xlabel="test examples (true → predicted)", title=title)
+            ax.grid(axis="y", visible=False)
+    return Path(path)
+
+
+def reliability_diagram(table, path, title="Confidence against accuracy"):
+    """Calibration: accuracy per confidence bin against the diagonal, and how many samples each bin holds.
+
+    ``table`` is :func:`fnn.metrics.calibration_bins`'s output.
+    """
+    edges, count = np.asarray(table["edges"]), np.asarray(table["count"])
+    mid, width = (edges[1:] + edges[:-1]) / 2, np.diff(edges)
+    full = count > 0
+    with _figure(9.5, 4, path) as fig:
+        ax, hx = fig.subplots(1, 2)
+        ax.plot([0, 1], [0, 1], "--", color="#888", label="perfect calibration")
+        ax.bar(mid[full], np.asarray(table["accuracy"])[full], width=width[full] * 0.9, color=TRAIN, alpha=0.8,
+               label="accuracy in bin")
+        ax.plot(np.asarray(table["confidence"])[full], np.asarray(table["accuracy"])[full], "o", color=VAL,
+                markersize=4, label="mean confidence")
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top probability)", ylabel="accuracy", title=title)
+        ax.legend(loc="upper left")
+        hx.bar(mid, count, width=width * 0.9, color="#888")
+        hx.set(xlim=(0, 1), xlabel="confidence (top probability)", ylabel="samples", title="Samples per bin")
+    return Path(path)
+
+
+# ---------------------------------------------------------------- example grids
+
+
+def _image_grid(images, captions, colors, path, title, cols=8, image_shape=None):
+    """Images in a grid, each with a two-line caption in its colour."""
+    images = _as_tiles(images, image_shape)
+    n = len(images)
+    cols = max(1, min(cols, n))
+    rows = max(1, math.ceil(n / cols))
+    with _figure(1.45 * cols + 0.2, 1.85 * rows + 0.5, path) as fig:
+        axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+        for ax in axes:
+            ax.set_axis_off()
+        for ax, img, cap, col in zip(axes, images, captions, colors):
+            ax.imshow(img, cmap="gray_r", interpolation="nearest")
+            ax.set_title(cap, fontsize=8, color=col, fontweight="normal", pad=3, linespacing=1.15)
+        if not n:
+            axes[0].text(0.5, 0.5, "nothing to show", ha="center", va="center", fontsize=12)
+        fig.suptitle(title)
+    return Path(path)
+
+
+def _predictions(y_true, probs):
+    probs = np.asarray(probs)
+    pred = probs.argmax(axis=1)
+    return np.asarray(y_true), pred, probs[np.arange(len(pred)), pred]
+
+
+def _pct(p):
+    """A probability as a short percentage that never rounds to a misleading 0% or 100%."""
+    return ">99.9%" if p > 0.999 else "<0.1%" if p < 0.001 else f"{p:.0%}" if 0.01 <= p <= 0.99 else f"{p:.1%}"
+
+
+def _short(name, width=12):
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
+def sample_predictions(images, y_true, probs, classes, path, n=32, title="Sample predictions"):
+    """The first ``n`` examples with true label, prediction and its probability (green right, red wrong)."""
+    y, pred, conf = _predictions(y_true[:n], probs[:n])
+    names = [_short(c) for c in _names(classes, np.shape(probs)[1])]
+    caps = [f"true {names[t]}\npred {names[p]} {_pct(c)}" for t, p, c in zip(y, pred, conf)]
+    return _image_grid(images[:n], caps, [RIGHT if t == p else WRONG for t, p in zip(y, pred)], path, title)
+
+
+def misclassified_examples(images, y_true, probs, classes, path, n=32, title="Misclassified examples"):
+    """Up to ``n`` wrongly predicted examples, most confident mistakes first."""
+    y, pred, conf = _predictions(y_true, probs)
+    wrong = np.flatnonzero(pred != y)
+    idx = wrong[np.argsort(-conf[wrong], kind="stable")][:n]
+    names = [_short(c) for c in _names(classes, np.shape(probs)[1])]
+    caps = [f"true {names[y[i]]}\npred {names[pred[i]]} {_pct(conf[i])}" for i in idx]
+    title = f"{title}: {len(idx)} of {len(wrong)}, most confident first"
+    return _image_grid(np.asarray(images)[idx], caps, [WRONG] * len(idx), path, title)
+
+
+def highest_loss_examples(images, y_true, probs, classes, path, n=32,
+                          title="Highest-loss examples (% = probability given to the true class)"):
+    """The ``n`` examples with the largest loss ``-log p(true class)``, with that probability."""
+    y, pred, conf = _predictions(y_true, probs)
+    loss = metrics.example_log_loss(y, probs)
+    idx = np.argsort(-loss, kind="stable")[:n]
+    p_true = np.asarray(probs)[idx, y[idx]]
+    names = [_short(c) for c in _names(classes, np.shape(probs)[1])]
+    caps = [f"true {names[y[i]]} {_pct(pt)}\npred {names[pred[i]]} · loss {loss[i]:.1f}" for i, pt in zip(idx, p_true)]
+    colors = [RIGHT if y[i] == pred[i] else WRONG for i in idx]
+    return _image_grid(np.asarray(images)[idx], caps, colors, path, title)
+
+
+def first_layer_weights(w, path, image_shape=(28, 28), max_tiles=64, title="First-layer weights"):
+    """Each first-layer unit's incoming weights ``w[:, u]`` (``w: (pixels, units)``) as an image tile.
+
+    Blue is negative, red positive; each tile has its own symmetric colour range.
+    """
+    w = np.asarray(w)
+    units = min(w.shape[1], max_tiles)
+    cols = min(units, 8 if units <= 32 else 10)
+    rows = math.ceil(units / cols)
+    with _figure(1.05 * cols + 0.3, 1.05 * rows + 0.7, path) as fig:
+        axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+        for u, ax in enumerate(axes):
+            ax.set_axis_off()
+            if u < units:
+                tile = w[:, u].reshape(image_shape)
+                m = float(np.abs(tile).max()) or 1.0
+                ax.imshow(tile, cmap="RdBu_r", vmin=-m, vmax=m, interpolation="nearest")
+        fig.suptitle(f"{title}: {units} of {w.shape[1]} units")
+    return Path(path)
+
+
+# ---------------------------------------------------------------- comparing runs
+
+
+def compare_curves(histories, path, title="Validation curves"):
+    """Validation accuracy and loss per epoch of several runs, overlaid.
+
+    ``histories``: ``{run_name: [per-epoch dict, ...]}`` (``val_*`` keys, or the
+    training ``loss``/``accuracy`` when a run has no validation).
+    """
+    with _figure(12, 4.4, path) as fig:
+        axes = fig.subplots(1, 2)
+        colors = _palette(len(histories))
+        for (name, hist), color in zip(histories.items(), colors):
+            for ax, key in zip(axes, ("accuracy", "loss")):
+                if not _line(ax, hist, "val_" + key, name, color):
+                    _line(ax, hist, key, f"{name} (train)", color, "--")
+        for ax, key in zip(axes, ("accuracy", "loss")):
+            ax.set(title=f"Validation {key}", xlabel="epoch", ylabel=key)
+            ax.xaxis.get_major_locator().set_params(integer=True)
+        axes[0].legend(loc="lower right")
+        fig.suptitle(title)
+    return Path(path)
+
+
+def compare_scatter(rows, path, title="Test accuracy against size and time"):
+    """Test accuracy against parameter count (log scale) and against training seconds.
+
+    ``rows``: dicts with ``name``, ``test_accuracy``, ``params``, ``train_seconds``.
+    """
+    colors = _palette(len(rows))
+    with _figure(12, 4.4, path) as fig:
+        axes = fig.subplots(1, 2)
+        for ax, key, label in ((axes[0], "params", "parameters"), (axes[1], "train_seconds", "training time (s)")):
+            for r, color in zip(rows, colors):
+                if r.get(key) is None or r.get("test_accuracy") is None:
+                    continue
+                ax.scatter(r[key], r["test_accuracy"], s=60, color=color, label=r["name"], zorder=3)
+            ax.set(xlabel=label, ylabel="test accuracy", title=f"Test accuracy vs {label.split(' (')[0]}")
+            ax.margins(x=0.15, y=0.25)
+            ax.yaxis.set_major_formatter(_percent())
+        axes[0].set_xscale("log")
+        handles, labels = axes[0].get_legend_handles_labels()
+        if handles:
+            fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(handles)))
+        fig.suptitle(title)
+    return Path(path)
+
+
+def _percent():
+    from matplotlib.ticker import PercentFormatter
+
+    return PercentFormatter(1.0, decimals=1)
+
+
+def _palette(n):
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+__all__ = [
+    "training_curves",
+    "confusion_matrix",
+    "per_class_accuracy",
+    "confused_pairs",
+    "reliability_diagram",
+    "sample_predictions",
+    "misclassified_examples",
+    "highest_loss_examples",
+    "first_layer_weights",
+    "compare_curves",
+    "compare_scatter",
+]

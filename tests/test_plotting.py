@@ -1,0 +1,132 @@
+"""Every picture function writes a real PNG: right size, not blank; matplotlib loads lazily."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fnn import metrics, plotting
+
+FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+
+def fake_predictions(n=300, k=10, seed=0):
+    """Images with a bright square whose position depends on the label; noisy probabilities."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    images = rng.integers(0, 40, (n, 28, 28)).astype(np.uint8)
+    for i, c in enumerate(y):
+        r, col = 2 + 2 * (c % 5), 4 + 10 * (c // 5)
+        images[i, r : r + 8, col : col + 8] = 255
+    logits = rng.normal(size=(n, k)).astype(np.float32)
+    logits[np.arange(n), y] += 2.5
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    return images, y, e / e.sum(1, keepdims=True)
+
+
+def history(epochs=6, val=True):
+    rows = []
+    for e in range(1, epochs + 1):
+        row = {"epoch": e, "loss": 1 / e, "accuracy": 1 - 0.5 / e, "lr": 0.1 * 0.5 ** (e - 1), "seconds": 2.0 * e}
+        if val:
+            row |= {"val_loss": 1.1 / e + 0.02 * e, "val_accuracy": 1 - 0.6 / e}
+        rows.append(row)
+    return rows
+
+
+def assert_png(path, min_size=(300, 200), max_size=(3000, 3000)):
+    """Opens as a PNG within size bounds, has many colours and a real share of non-white pixels."""
+    with Image.open(path) as im:
+        assert im.format == "PNG"
+        w, h = im.size
+        assert min_size[0] <= w <= max_size[0] and min_size[1] <= h <= max_size[1], im.size
+        rgb = np.asarray(im.convert("RGB"))
+    ink = (rgb < 230).any(axis=2).mean()
+    assert ink > 0.01, f"only {ink:.2%} of the picture is not white"
+    packed = (rgb[..., 0].astype(np.int32) << 16) | (rgb[..., 1].astype(np.int32) << 8) | rgb[..., 2]
+    assert len(np.unique(packed)) > 20, "almost no distinct colours: blank or flat"
+    return w, h
+
+
+IMAGES, Y, PROBS = fake_predictions()
+CM = metrics.confusion_matrix(Y, PROBS.argmax(1), 10)
+
+
+def test_training_curves(tmp_path):
+    w, h = assert_png(plotting.training_curves(history(), tmp_path / "curves.png"))
+    assert w > 2 * h  # three panels side by side
+    w2, _ = assert_png(plotting.training_curves([{k: v for k, v in r.items() if k != "lr"} for r in history()], tmp_path / "c2.png"))
+    assert w2 < w  # no learning-rate panel without lr
+
+
+def test_training_curves_without_validation(tmp_path):
+    assert_png(plotting.training_curves(history(val=False), tmp_path / "curves.png"))
+
+
+@pytest.mark.parametrize("classes", [FASHION, None])
+def test_confusion_matrix(tmp_path, classes):
+    w, h = assert_png(plotting.confusion_matrix(CM, classes, tmp_path / "cm.png"), min_size=(600, 600))
+    assert 0.9 < w / h < 1.4
+
+
+def test_per_class_accuracy(tmp_path):
+    r = metrics.precision_recall_f1(cm=CM)
+    assert_png(plotting.per_class_accuracy(r["recall"], FASHION, tmp_path / "acc.png", r["support"], overall=0.8))
+
+
+def test_confused_pairs(tmp_path):
+    assert_png(plotting.confused_pairs(CM, FASHION, tmp_path / "pairs.png"))
+
+
+def test_confused_pairs_without_mistakes(tmp_path):
+    assert_png(plotting.confused_pairs(np.diag([5, 6, 7]), None, tmp_path / "pairs.png"))
+
+
+def test_reliability_diagram(tmp_path):
+    assert_png(plotting.reliability_diagram(metrics.calibration_bins(Y, PROBS), tmp_path / "rel.png"))
+
+
+@pytest.mark.parametrize("fn", [plotting.sample_predictions, plotting.misclassified_examples, plotting.highest_loss_examples])
+def test_example_grids(tmp_path, fn):
+    w, h = assert_png(fn(IMAGES, Y, PROBS, FASHION, tmp_path / "grid.png", n=16))
+    assert w > h  # 8 columns, 2 rows
+    flat = fn(IMAGES.reshape(len(IMAGES), -1), Y, PROBS, FASHION, tmp_path / "flat.png", n=16)
+    assert Image.open(flat).size == (w, h)  # (n, 784) images are shown the same way
+
+
+def test_misclassified_grid_with_no_mistakes(tmp_path):
+    right = np.eye(10, dtype=np.float32)[Y]
+    assert_png(plotting.misclassified_examples(IMAGES, Y, right, FASHION, tmp_path / "none.png"), min_size=(100, 100))
+
+
+def test_first_layer_weights(tmp_path):
+    w = np.random.default_rng(0).normal(size=(784, 40)).astype(np.float32)
+    assert_png(plotting.first_layer_weights(w, tmp_path / "w.png"))
+
+
+def test_compare_figures(tmp_path):
+    runs = {"784-64-10": history(), "784-128-64-10": history(8), "no-val": history(4, val=False)}
+    assert_png(plotting.compare_curves(runs, tmp_path / "curves.png"))
+    rows = [
+        {"name": "784-64-10", "test_accuracy": 0.970, "params": 50890, "train_seconds": 20.0},
+        {"name": "784-128-64-10", "test_accuracy": 0.978, "params": 109386, "train_seconds": 35.0},
+        {"name": "784-256-128-64-10", "test_accuracy": 0.981, "params": 242762, "train_seconds": None},
+    ]
+    assert_png(plotting.compare_scatter(rows, tmp_path / "scatter.png"))
+
+
+def test_blank_check_catches_a_blank_picture(tmp_path):
+    Image.new("RGB", (640, 480), "white").save(tmp_path / "blank.png")
+    with pytest.raises(AssertionError):
+        assert_png(tmp_path / "blank.png")
+
+
+def test_plotting_loads_matplotlib_only_when_drawing(tmp_path):
+    code = (
+        "import sys, fnn.plotting, fnn.metrics; assert 'matplotlib' not in sys.modules; "
+        f"fnn.plotting.confused_pairs([[3, 1], [0, 2]], None, {str(tmp_path / 'p.png')!r}); "
+        "assert 'matplotlib' in sys.modules and 'matplotlib.pyplot' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
