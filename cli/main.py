@@ -3,6 +3,7 @@
 import click
 
 import fnn
+from fnn.cli.data import data
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -12,3 +13,6 @@ def cli():
 
     Example: fnn-cli fit --arch 784,128,64,10
     """
+
+
+cli.add_command(data)
