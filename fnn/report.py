@@ -1,0 +1,283 @@
+"""Evaluate a trained model: ``metrics.json``, pictures and a Markdown report with insights.
+
+>>> import fnn
+>>> model = fnn.mlp([4, 3])
+>>> _, params = model.init(fnn.random.key(0), (-1, 4))
+>>> x, y = fnn.random.normal(fnn.random.key(1), (50, 4)), np.arange(50) % 3
+>>> result = evaluate(model, params, x, y, classes=["a", "b", "c"])
+>>> result["n"], len(result["confusion_matrix"]), sum(c["support"] for c in result["per_class"])
+(50, 3, 50)
+
+Three layers, each callable on its own:
+
+- :func:`analyze` turns labels and logits into a JSON-able dict of metrics
+  (pure NumPy, no files; this is what the speed benchmark times);
+- :func:`evaluate` runs the forward pass, calls :func:`analyze`, and with an
+  ``out_dir`` writes ``metrics.json``, the PNGs (:mod:`fnn.plotting`) and ``report.md``;
+- :func:`evaluate_run` does that for a run folder or model file, loading the
+  dataset named in the model's metadata and writing into ``<run>/eval/``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fnn import io, layers, losses, metrics, report_md, runs
+from fnn.train import predict_logits
+
+METRICS_FILE = "metrics.json"
+REPORT_FILE = "report.md"
+EVAL_DIR = "eval"
+CONFIDENCE_BANDS = (0.5, 0.9, 0.99)  # edges of the confidence bands in the insights
+SPLITS = ("test", "val")
+
+
+class EvaluationError(ValueError):
+    """A run, model, dataset or split that cannot be evaluated; the message names it."""
+
+
+# ---------------------------------------------------------------- numbers
+
+
+def analyze(y_true, logits, classes=None, n_bins: int = 15, top_pairs: int = 10) -> dict:
+    """All metrics of ``logits: (n, K)`` against labels ``y_true: (n,)``, as a JSON-able dict.
+
+    Keys: ``n``, ``accuracy``, ``top_k_accuracy`` (k = 2, 3, 5 where k < K),
+    ``loss`` (softmax cross-entropy of the logits, as training reports it),
+    ``ece`` (15-bin expected calibration error), ``per_class`` (precision,
+    recall, F1, support per class), ``macro`` and ``weighted`` averages,
+    ``confusion_matrix`` (counts, rows = true class), ``most_confused`` pairs,
+    and ``confidence`` (how the top probability relates to errors).
+    """
+    y_true = np.asarray(y_true)
+    k = logits.shape[1]
+    names = [str(c) for c in classes] if classes is not None else [str(i) for i in range(k)]
+    probs = layers.softmax(logits)
+    pred = logits.argmax(axis=1)
+    cm = metrics.confusion_matrix(y_true, pred, k)
+    prf = metrics.precision_recall_f1(cm=cm)
+    return {
+        "n": int(len(y_true)),
+        "classes": names,
+        "accuracy": metrics.accuracy(y_true, pred),
+        "top_k_accuracy": {str(t): metrics.top_k_accuracy(y_true, logits, t) for t in (2, 3, 5) if t < k},
+        "loss": losses.softmax_cross_entropy.apply(logits, y_true) if len(y_true) else 0.0,
+        "ece": metrics.expected_calibration_error(y_true, probs, n_bins),
+        "per_class": [
+            {"class": names[c], "precision": float(prf["precision"][c]), "recall": float(prf["recall"][c]),
+             "f1": float(prf["f1"][c]), "support": int(prf["support"][c])}
+            for c in range(k)
+        ],
+        "macro": prf["macro"],
+        "weighted": prf["weighted"],
+        "confusion_matrix": cm.tolist(),
+        "most_confused": [{"true": names[i], "pred": names[j], "count": n, "share_of_true": n / int(cm[i].sum())}
+                          for i, j, n in metrics.most_confused(cm, top_pairs)],
+        "confidence": confidence_summary(y_true, probs, n_bins),
+    }
+
+
+def confidence_summary(y_true, probs, n_bins: int = 15) -> dict:
+    """How the top probability relates to errors.
+
+    ``mean_correct`` / ``mean_wrong``: mean confidence of right and wrong predictions;
+    ``bands``: for confidence in ``[0, 0.5)``, ``[0.5, 0.9)``, ``[0.9, 0.99)``, ``[0.99, 1]``,
+    the share of examples and the accuracy there; ``confident_errors``: mistakes made
+    with confidence >= 0.9; ``bins``: the reliability table of :func:`fnn.metrics.calibration_bins`.
+    """
+    conf = probs.max(axis=1)
+    ok = probs.argmax(axis=1) == y_true
+    band = np.digitize(conf, CONFIDENCE_BANDS)
+    count = np.bincount(band, minlength=len(CONFIDENCE_BANDS) + 1)
+    right = np.bincount(band, weights=ok, minlength=len(CONFIDENCE_BANDS) + 1)
+    edges = (0.0, *CONFIDENCE_BANDS, 1.0)
+    n = max(1, len(conf))
+    table = metrics.calibration_bins(y_true, probs, n_bins)
+    return {
+        "mean": float(conf.mean()) if len(conf) else 0.0,
+        "mean_correct": float(conf[ok].mean()) if ok.any() else None,
+        "mean_wrong": float(conf[~ok].mean()) if (~ok).any() else None,
+        "bands": [{"low": edges[b], "high": edges[b + 1], "share": int(count[b]) / n,
+                   "count": int(count[b]), "accuracy": float(right[b] / count[b]) if count[b] else None}
+                  for b in range(len(count))],
+        "confident_errors": int(((conf >= 0.9) & ~ok).sum()),
+        "errors": int((~ok).sum()),
+        "bins": {key: np.asarray(v).tolist() for key, v in table.items()},
+    }
+
+
+# ---------------------------------------------------------------- one model
+
+
+def transform_for(metadata: dict):
+    """The uint8 -> float32 transform a model was trained with, from its ``preprocessing`` metadata."""
+    from fnn import datasets
+
+    prep = (metadata or {}).get("preprocessing") or {}
+    mean, std = prep.get("mean"), prep.get("std")
+    return datasets.make_transform(
+        grayscale=bool(prep.get("grayscale", False)),
+        mean=None if mean is None else np.asarray(mean, np.float32),
+        std=None if std is None else np.asarray(std, np.float32),
+    )
+
+
+def evaluate(model, params, x, y, classes=None, out_dir=None, *, transform=None, history=None,
+             pictures=True, title="Evaluation", about=None) -> dict:
+    """Forward pass over ``x`` and :func:`analyze`; with ``out_dir``, write the files too.
+
+    Args:
+      x: ``(n, ...)`` inputs; stored images (uint8) when ``transform`` is given,
+        otherwise already the model's float32 features.
+      y: ``(n,)`` integer labels.
+      transform: stored batch -> features (e.g. :func:`transform_for`'s result).
+      history: per-epoch training records (``metrics.jsonl``) for the curves.
+      pictures: draw the PNGs (``out_dir`` only).
+      about: extra JSON-able facts stored under ``"about"`` (model path, dataset, split).
+
+    Returns the :func:`analyze` dict plus ``seconds`` (forward pass and metrics)
+    and, when written, ``files`` (name -> path).
+    """
+    t0 = time.perf_counter()
+    features = transform(x) if transform is not None else x
+    logits = predict_logits(model, params, features)
+    result = analyze(y, logits, classes)
+    result["seconds"] = time.perf_counter() - t0
+    result["about"] = dict(about or {})
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        files = {}
+        if pictures:
+            images = x if transform is not None else None
+            files = draw(out, result, layers.softmax(logits), y, images, params, history)
+        result["files"] = {k: str(v) for k, v in files.items()}
+        text = json.dumps(result, indent=2)
+        io.atomic_write(out / METRICS_FILE, lambda f: f.write(text.encode()))
+        report_md.write(out / REPORT_FILE, result, {k: Path(v).name for k, v in files.items()}, title)
+    return result
+
+
+def draw(out, result, probs, y, images=None, params=None, history=None) -> dict:
+    """Write every PNG that fits the data into ``out``; returns name -> path."""
+    from fnn import plotting
+
+    cm, names = np.asarray(result["confusion_matrix"]), result["classes"]
+    per = result["per_class"]
+    files = {
+        "confusion_matrix": plotting.confusion_matrix(cm, names, out / "confusion_matrix.png"),
+        "per_class_accuracy": plotting.per_class_accuracy(
+            [c["recall"] for c in per], names, out / "per_class_accuracy.png",
+            support=[c["support"] for c in per], overall=result["accuracy"]),
+        "confused_pairs": plotting.confused_pairs(cm, names, out / "confused_pairs.png"),
+        "calibration": plotting.reliability_diagram(result["confidence"]["bins"], out / "calibration.png"),
+    }
+    if history:
+        files["training_curves"] = plotting.training_curves(history, out / "training_curves.png")
+    if images is not None and _is_image(images):
+        for name, fn in (("misclassified", plotting.misclassified_examples),
+                         ("highest_loss", plotting.highest_loss_examples),
+                         ("sample_predictions", plotting.sample_predictions)):
+            files[name] = fn(images, y, probs, names, out / f"{name}.png")
+    w = _first_weights(params)
+    if w is not None and images is not None and _is_image(images) and w.shape[0] == np.prod(images.shape[1:]):
+        files["first_layer_weights"] = plotting.first_layer_weights(w, out / "first_layer_weights.png", images.shape[1:3])
+    return files
+
+
+def _is_image(x) -> bool:
+    """2-D grayscale examples ``(n, h, w)``: the example grids and weight tiles make sense."""
+    return np.ndim(x) == 3 and min(np.shape(x)[1:]) >= 4
+
+
+def _first_weights(params):
+    """The first Dense layer's ``w`` of a serial model's params (``{"0": {"w": ...}}``), or None."""
+    for key in sorted(params or {}, key=lambda s: int(s) if s.isdigit() else 1 << 30):
+        p = params[key]
+        if isinstance(p, dict) and "w" in p and np.ndim(p["w"]) == 2:
+            return p["w"]
+        if p:
+            return None
+    return None
+
+
+# ---------------------------------------------------------------- a run folder
+
+
+def evaluate_run(run_or_model, dataset=None, split="test", out_dir=None, *, data_dir=None, pictures=True) -> dict:
+    """Evaluate a run folder's ``model.npz`` (or a model file) on a dataset split.
+
+    ``dataset`` defaults to the one in the model's metadata; ``split`` is
+    ``"test"`` or ``"val"`` (the run's own validation split, rebuilt from its
+    ``config.yaml``: same fraction, same seed). Files go to ``out_dir``, by default
+    ``<run>/eval/`` (``<model stem>-eval/`` beside a bare model file).
+    Raises :class:`EvaluationError` on a bad path, dataset or split.
+    """
+    from fnn import datasets
+
+    if split not in SPLITS:
+        raise EvaluationError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
+    try:
+        path = runs.model_path(run_or_model)
+        loaded = io.load_model(path)
+    except (runs.RunError, io.ModelFileError) as e:
+        raise EvaluationError(str(e)) from None
+    run = Path(run_or_model) if Path(run_or_model).is_dir() else None
+    meta = loaded.metadata
+    name = dataset or meta.get("dataset")
+    if not name:
+        raise EvaluationError(f"{path}: the model does not name its dataset; pass one (e.g. --dataset mnist)")
+    try:
+        if split == "val":
+            x, y, transform = _validation_split(run, name, data_dir)
+        else:
+            ds = datasets.load(name, data_dir=data_dir)
+            x, y, transform = ds.x_test, ds.y_test, transform_for(meta)
+    except datasets.DatasetError as e:
+        raise EvaluationError(str(e)) from None
+    if len(y) == 0:
+        raise EvaluationError(f"dataset {name!r} has no {split} examples")
+    classes = meta.get("classes")
+    k = loaded.model.init(None, loaded.input_shape)[0][-1]
+    if classes is not None and len(classes) != k:
+        raise EvaluationError(f"{path}: the model has {k} outputs but its metadata lists {len(classes)} classes")
+    if int(np.max(y)) >= k:
+        raise EvaluationError(f"dataset {name!r} has labels up to {int(np.max(y))}, but the model has {k} outputs")
+    features = transform(x[:1]).shape[1:]
+    if tuple(features) != tuple(loaded.input_shape[1:]):
+        raise EvaluationError(f"dataset {name!r} gives inputs of shape {tuple(features)}, "
+                              f"the model takes {tuple(loaded.input_shape[1:])}")
+    out = Path(out_dir) if out_dir is not None else (run / EVAL_DIR if run else path.with_name(path.stem + "-eval"))
+    summary = runs.read_summary(run) if run else {}
+    about = {"model": str(path), "run": str(run) if run else None, "dataset": name, "split": split,
+             "summary_test_accuracy": summary.get("test_accuracy"), "summary_test_loss": summary.get("test_loss")}
+    history = runs.read_metrics(run) if run else None
+    title = f"Evaluation of {run.name if run else path.name} on {name} ({split})"
+    return evaluate(loaded.model, loaded.params, x, y, classes, out, transform=transform, history=history,
+                    pictures=pictures, title=title, about=about)
+
+
+def _validation_split(run, name, data_dir):
+    """``(x_val, y_val, transform)`` exactly as ``fit`` split and preprocessed them."""
+    if run is None or not (run / runs.CONFIG).is_file():
+        raise EvaluationError("--split val needs a run folder with its config.yaml (the split is rebuilt from it)")
+    from fnn.config import ConfigError, load_config
+    from fnn.fit import prepare_data
+
+    try:
+        config = load_config(run / runs.CONFIG)
+        if name != config.dataset:
+            config = load_config(run / runs.CONFIG, dataset=name)
+        data = prepare_data(config, data_dir)
+    except ConfigError as e:
+        raise EvaluationError(f"{run}: {e}") from None
+    if len(data["y_val"]) == 0:
+        raise EvaluationError(f"{run}: the run was trained without a validation split (val_split 0)")
+    return data["x_val"], data["y_val"], data["transform"]
+
+
+__all__ = ["EvaluationError", "analyze", "confidence_summary", "transform_for", "evaluate", "draw", "evaluate_run"]
