@@ -142,7 +142,10 @@ def confusion_matrix(cm, classes, path, title="Confusion matrix"):
                 continue
             ax.text(j, i, str(n), ha="center", va="center", fontsize=fontsize,
                     color="white" if share[i, j] > 0.55 else "#222", fontweight="bold" if i == j else None)
-        ax.set_xticks(range(k), names, rotation=40, ha="right", rotation_mode="anchor")
+        if max(map(len, names), default=0) > 3:
+            ax.set_xticks(range(k), names, rotation=40, ha="right", rotation_mode="anchor")
+        else:
+            ax.set_xticks(range(k), names)
         ax.set_yticks(range(k), names)
         ax.set(xlabel="predicted class", ylabel="true class", title=title)
         ax.spines[:].set_visible(False)
@@ -168,7 +171,8 @@ def per_class_accuracy(recall, classes, path, support=None, overall=None, title=
         colors = [WRONG if i in worst else TRAIN for i in range(k)]
         ax.barh(range(k), recall - lo, left=lo, color=colors, height=0.7)
         for i, r in enumerate(recall):
-            ax.text(r, i, f" {r:.1%}", va="center", fontsize=9)
+            ax.text(r, i, f" {r:.1%}", va="center", fontsize=9,
+                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5, "alpha": 0.8})
         if overall is not None:
             ax.axvline(overall, color="#444", linestyle="--", linewidth=1)
             ax.text(overall, -0.75, f"overall {overall:.1%}", ha="center", va="bottom", fontsize=9, color="#444",
@@ -212,19 +216,22 @@ def reliability_diagram(table, path, title="Confidence against accuracy"):
     ``table`` is :func:`fnn.metrics.calibration_bins`'s output.
     """
     edges, count = np.asarray(table["edges"]), np.asarray(table["count"])
-    mid, width = (edges[1:] + edges[:-1]) / 2, np.diff(edges)
+    acc, conf = np.asarray(table["accuracy"]), np.asarray(table["confidence"])
+    mid, width = (edges[1:] + edges[:-1]) / 2, np.diff(edges) * 0.9
     full = count > 0
     with _figure(9.5, 4, path) as fig:
         ax, hx = fig.subplots(1, 2)
         ax.plot([0, 1], [0, 1], "--", color="#888", label="perfect calibration")
-        ax.bar(mid[full], np.asarray(table["accuracy"])[full], width=width[full] * 0.9, color=TRAIN, alpha=0.8,
-               label="accuracy in bin")
-        ax.plot(np.asarray(table["confidence"])[full], np.asarray(table["accuracy"])[full], "o", color=VAL,
-                markersize=4, label="mean confidence")
+        ax.bar(mid[full], acc[full], width=width[full], color=TRAIN, alpha=0.85, label="accuracy in bin")
+        low, gap = np.minimum(acc, conf)[full], np.abs(conf - acc)[full]
+        ax.bar(mid[full], gap, bottom=low, width=width[full], color=WRONG, alpha=0.35, hatch="//",
+               edgecolor=WRONG, linewidth=0, label="gap to mean confidence")
         ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top probability)", ylabel="accuracy", title=title)
         ax.legend(loc="upper left")
-        hx.bar(mid, count, width=width * 0.9, color="#888")
-        hx.set(xlim=(0, 1), xlabel="confidence (top probability)", ylabel="samples", title="Samples per bin")
+        hx.bar(mid[full], count[full], width=width[full], color="#888")
+        if full.any():
+            hx.set_yscale("log")
+        hx.set(xlim=(0, 1), xlabel="confidence (top probability)", ylabel="examples (log scale)", title="Examples per bin")
     return Path(path)
 
 
