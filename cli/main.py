@@ -3,10 +3,16 @@
 import click
 
 import fnn
+from fnn.cli.common import Group
 from fnn.cli.data import data
+from fnn.cli.fit import fit
+from fnn.cli.predict import predict
+from fnn.cli.runs import runs
+from fnn.cli.serve import serve
+from fnn.cli.sweep import sweep
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(fnn.__version__, prog_name="fnn-cli")
 def cli():
     """fnn: train, evaluate and serve pure-NumPy neural networks.
@@ -15,4 +21,9 @@ def cli():
     """
 
 
+cli.add_command(fit)
+cli.add_command(predict)
+cli.add_command(runs)
+cli.add_command(sweep)
 cli.add_command(data)
+cli.add_command(serve)

@@ -106,7 +106,7 @@ def save_arrays(path, tree, manifest=None) -> None:
             zf.writestr(MANIFEST, text)
             for p, arr in items:
                 with zf.open(p + ".npy", "w", force_zip64=arr.nbytes > (1 << 30)) as member:
-                    np.lib.format.write_array(member, np.ascontiguousarray(arr), allow_pickle=False)
+                    np.lib.format.write_array(member, np.asarray(arr, order="C"), allow_pickle=False)
 
     atomic_write(path, write)
 

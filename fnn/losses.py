@@ -88,13 +88,13 @@ def _softmax_ce(z, t):
     t = np.asarray(t)
     if t.ndim == 1:
         rows = _rows(z)
-        value = float(lse.sum() - z[rows, t].sum()) / batch
+        value = float((lse[:, 0] - z[rows, t]).sum()) / batch  # row-wise first: no cancellation between huge sums
         p[rows, t] -= 1
         p *= inv
         return value, p
     t = t.astype(z.dtype, copy=False)
     tsum = t.sum(axis=1, keepdims=True)
-    value = float((lse * tsum).sum() - np.vdot(t, z)) / batch
+    value = float((lse * tsum - (t * z).sum(axis=1, keepdims=True)).sum()) / batch
     return value, (p * tsum - t) * inv
 
 

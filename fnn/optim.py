@@ -277,3 +277,41 @@ OPTIMIZERS = {
     "adam": adam,
     "adamw": adamw,
 }
+
+
+def by_name(name, lr, weight_decay=None, clip_norm=None, mask=weights_only):
+    """Build optimizer ``name`` (a key of :data:`OPTIMIZERS`) with the given extras.
+
+    ``weight_decay`` adds decoupled decay (masked; biases excluded by default)
+    before the learning-rate scaling; ``None`` means the optimizer's default
+    (``1e-2`` for AdamW, none otherwise). ``clip_norm`` clips first.
+    """
+    scalers = {
+        "sgd": [],
+        "momentum": [trace(0.9)],
+        "nesterov": [trace(0.9, nesterov=True)],
+        "rmsprop": [scale_by_rms()],
+        "adagrad": [scale_by_adagrad()],
+        "adam": [scale_by_adam()],
+        "adamw": [scale_by_adam()],
+    }
+    if name not in scalers:
+        raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(scalers)}")
+    if weight_decay is None:
+        weight_decay = 1e-2 if name == "adamw" else 0.0
+    decay = [add_decayed_weights(weight_decay, mask)] if weight_decay else []
+    return chain(*_head(clip_norm), *scalers[name], *decay, scale_by_learning_rate(lr))
+
+
+def schedule_by_name(name, lr, total_steps, warmup_steps=0):
+    """``constant``, ``step`` (x0.1 at each third), ``exponential`` (to 1% at the end) or ``cosine``, with linear warm-up."""
+    total_steps = max(1, int(total_steps))
+    schedules = {
+        "constant": constant(lr),
+        "step": step_decay(lr, max(1, total_steps // 3), 0.1),
+        "exponential": exponential_decay(lr, 0.01, total_steps),
+        "cosine": cosine_decay(lr, total_steps),
+    }
+    if name not in schedules:
+        raise ValueError(f"unknown schedule {name!r}; choose from {', '.join(schedules)}")
+    return warmup(schedules[name], warmup_steps) if warmup_steps else schedules[name]

@@ -27,3 +27,26 @@ def mnist_raw():
         read_idx_gz(d / f"{name}-ubyte.gz")
         for name in ("train-images-idx3", "train-labels-idx1", "t10k-images-idx3", "t10k-labels-idx1")
     )
+
+
+@pytest.fixture(scope="session")
+def small_npz(tmp_path_factory, mnist_raw):
+    """A 2500 + 500 example MNIST subset as a user ``.npz`` dataset: fast CLI runs."""
+    x, y, x_test, y_test = mnist_raw
+    path = tmp_path_factory.mktemp("data") / "small.npz"
+    np.savez(path, x=x[:2500], y=y[:2500], x_test=x_test[:500], y_test=y_test[:500])
+    return path
+
+
+@pytest.fixture
+def cli_runner():
+    from click.testing import CliRunner
+
+    return CliRunner()
+
+
+@pytest.fixture
+def cli_app():
+    from fnn.cli.main import cli
+
+    return cli

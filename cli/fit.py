@@ -1,0 +1,181 @@
+"""``fnn-cli fit``: train a model from options and/or a config file into a run folder."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+import warnings
+
+import click
+
+from fnn import optim, runs
+from fnn.cli.common import ArchType, fail
+from fnn.config import SCHEDULES, ConfigError, FitConfig, load_config
+from fnn.layers import ACTIVATIONS
+
+DATASETS = ("mnist", "fashion-mnist", "cifar10")
+
+
+class DatasetType(click.ParamType):
+    """A known dataset name, or a path to the user's own data (IDX folder, .npz, .csv)."""
+
+    name = "NAME|PATH"
+
+    def convert(self, value, param, ctx):
+        import os
+
+        if value in DATASETS or os.path.exists(value):
+            return value
+        self.fail(f"unknown dataset {value!r}; choose from {', '.join(DATASETS)} or give a path to your own data", param, ctx)
+
+
+# name, click type, help. Every option defaults to None: "not given", so the config file (or FitConfig's default) stands.
+OPTIONS = [
+    ("--arch", ArchType(), "Layer sizes, input first, classes last. [default: 784,128,64,10]"),
+    ("--dataset", DatasetType(), f"{', '.join(DATASETS)}, or a path to an IDX folder, .npz (x, y) or .csv. [default: mnist]"),
+    ("--activation", click.Choice(sorted(ACTIVATIONS)), "Hidden-layer activation. [default: relu]"),
+    ("--init", click.STRING, "Weight initializer (he_uniform, glorot_normal, ...). [default: by activation]"),
+    ("--dropout", click.FloatRange(0, 1, max_open=True), "Dropout rate after each hidden layer. [default: 0]"),
+    ("--optimizer", click.Choice(sorted(optim.OPTIMIZERS)), "[default: adam]"),
+    ("--lr", click.FloatRange(0, min_open=True), "Learning rate (> 0). [default: 0.001]"),
+    ("--schedule", click.Choice(SCHEDULES), "Learning-rate schedule. [default: cosine]"),
+    ("--warmup", click.IntRange(0), "Epochs of linear learning-rate warm-up. [default: 0]"),
+    ("--batch-size", click.IntRange(1), "[default: 128]"),
+    ("--epochs", click.IntRange(1), "[default: 10]"),
+    ("--weight-decay", click.FloatRange(0), "Decoupled weight decay, biases excluded. [default: 0; adamw 0.01]"),
+    ("--l1", click.FloatRange(0), "L1 penalty coefficient. [default: 0]"),
+    ("--l2", click.FloatRange(0), "L2 penalty coefficient. [default: 0]"),
+    ("--clip-norm", click.FloatRange(0, min_open=True), "Clip gradients to this global norm. [default: off]"),
+    ("--val-split", click.FloatRange(0, 1, max_open=True), "Validation fraction of the training set. [default: 0.1]"),
+    ("--early-stopping", click.IntRange(1), "Stop after PATIENCE epochs without val-loss improvement; keep the best."),
+    ("--min-delta", click.FloatRange(0), "Smallest val-loss drop that counts as improvement. [default: 0]"),
+    ("--seed", click.IntRange(0), "Seed for init, split, shuffling and dropout. [default: 0]"),
+]
+
+
+def config_options(fn):
+    for name, kind, help_text in reversed(OPTIONS):
+        fn = click.option(name, type=kind, default=None, help=help_text)(fn)
+    fn = click.option("--standardize/--no-standardize", default=None, help="Standardize inputs with train-split statistics.")(fn)
+    fn = click.option("--grayscale/--no-grayscale", default=None, help="Convert colour images (CIFAR-10) to gray.")(fn)
+    fn = click.option("--diagnostics/--no-diagnostics", default=None, help="Record per-layer training diagnostics.")(fn)
+    return fn
+
+
+def resolve_config(config_file, options: dict) -> FitConfig:
+    """Defaults <- config file <- options given on the command line."""
+    given = {k: (list(v) if k == "arch" else v) for k, v in options.items() if v is not None}
+    try:
+        return load_config(config_file, **given) if config_file else FitConfig.from_dict(given)
+    except ConfigError as e:
+        fail(str(e))
+
+
+class Progress:
+    """Progress for a terminal (a bar per epoch with the live loss) or plain lines for pipes and logs."""
+
+    def __init__(self, quiet=False, tty=None):
+        self.quiet = quiet
+        self.tty = sys.stdout.isatty() if tty is None else tty
+        self.bar = None
+
+    def on_train_begin(self, info):
+        self.epochs = info["config"].epochs
+        self.out_dir = info["out_dir"]
+        if not self.quiet:
+            cfg = info["config"]
+            click.echo(
+                f"fit {cfg.dataset} {cfg.arch_name} ({info['params']:,} params) with {cfg.optimizer} lr={cfg.lr:g}, "
+                f"batch {cfg.batch_size}, {info['train_examples']} train / {info['val_examples']} val examples"
+            )
+            click.echo(f"data: {info['source']}")
+            click.echo(f"run folder: {info['out_dir']}")
+
+    def on_epoch_begin(self, epoch, steps):
+        if self.tty and not self.quiet:
+            self.bar = click.progressbar(length=steps, label=f"epoch {epoch + 1}/{self.epochs}", width=30, file=sys.stdout)
+            self.bar.__enter__()
+
+    def on_step_end(self, epoch, step, metrics):
+        if self.bar is not None:
+            self.bar.label = f"epoch {epoch + 1}/{self.epochs} loss {metrics['loss']:.4f}"
+            self.bar.update(1)
+
+    def on_epoch_end(self, epoch, r):
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+        if not self.quiet:
+            val = f"  val_loss {r['val_loss']:.4f}  val_acc {r['val_accuracy']:.4f}" if "val_loss" in r else ""
+            click.echo(
+                f"epoch {r['epoch']:>3}/{self.epochs}  loss {r['loss']:.4f}  acc {r['accuracy']:.4f}{val}"
+                f"  lr {r['lr']:.2e}  {r['seconds']:.2f}s"
+            )
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+            click.echo()
+
+
+@click.command()
+@config_options
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML or JSON config; options override it.")
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder. [default: runs/<dataset>-<arch>-<time>]")
+@click.option("--resume", type=click.Path(), help="Resume the run in this folder from its checkpoint.")
+@click.option("--threads", type=click.IntRange(1), help="BLAS threads (threadpoolctl). One is faster on a busy machine.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Folder holding the dataset files (else $FNN_DATA_DIR, cache, ...).")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the final summary.")
+def fit(config_file, out, resume, threads, data_dir, quiet, **options):
+    """Train a network and write a run folder (config, metrics, checkpoints, model, summary).
+
+    \b
+    Examples:
+      fnn-cli fit --arch 784,128,64,10
+      fnn-cli fit --config experiments/mnist-mlp.yaml --epochs 5
+      fnn-cli fit --resume runs/mnist-784-128-64-10-20261130-120000
+    """
+    from fnn import datasets
+    from fnn.fit import Interrupted, TrainingDiverged, fit as run_fit
+    from fnn.io import ModelFileError
+
+    if resume:
+        if out and out != resume:
+            fail(f"--out {out} and --resume {resume} name different run folders")
+        if not runs.is_run(resume) and not (runs.Path(resume) / runs.CHECKPOINT).is_file():
+            fail(f"--resume {resume}: not a run folder with a checkpoint")
+        config_file = config_file or str(runs.Path(resume) / runs.CONFIG)
+        out = resume
+    config = resolve_config(config_file, options)
+    progress = Progress(quiet)
+    start = time.perf_counter()
+    warnings.simplefilter("ignore", RuntimeWarning)  # overflow is reported below as a diverged loss
+    try:
+        summary = run_fit(config, out, resume=bool(resume), callbacks=[progress], data_dir=data_dir, threads=threads)
+    except (ConfigError, datasets.DatasetError) as e:
+        progress.close()
+        fail(str(e))
+    except ModelFileError as e:
+        progress.close()
+        fail(f"cannot resume: {e}")
+    except TrainingDiverged as e:
+        progress.close()
+        raise click.ClickException(f"training diverged: {e}") from None
+    except Interrupted as e:
+        progress.close()
+        run = e.path.parent
+        click.echo(f"\ninterrupted; checkpoint written. Resume with:\n  fnn-cli fit --resume {shlex.quote(str(run))}", err=True)
+        sys.exit(130)
+    test = (
+        f"test accuracy {summary['test_accuracy']:.4f}  test loss {summary['test_loss']:.4f}"
+        if summary["test_accuracy"] is not None
+        else "no test split"
+    )
+    click.echo(
+        f"{test}  ({summary['epochs']} epochs, {summary['train_seconds']:.1f}s training, {time.perf_counter() - start:.1f}s total)"
+    )
+    if summary["stopped_early"]:
+        click.echo(f"early stopping: restored the best epoch, {summary['best_epoch']}")
+    click.echo(f"model: {runs.Path(progress.out_dir) / runs.MODEL}")

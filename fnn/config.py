@@ -1,0 +1,198 @@
+"""Training configuration: one validated, frozen record (``FitConfig``) per run.
+
+Load it from YAML or JSON with :func:`load_config`, override fields with
+:func:`FitConfig.replace`, write it back with :func:`save_config`. Every field
+has a default, so ``FitConfig()`` is a sensible MNIST run.
+
+>>> cfg = FitConfig(arch=(784, 64, 10), epochs=2)
+>>> cfg.optimizer, cfg.lr
+('adam', 0.001)
+>>> FitConfig.from_dict({"lrr": 0.1})  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+fnn.config.ConfigError: unknown config key 'lrr'; valid keys: arch, dataset, ...
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import attrs
+
+from fnn import optim
+from fnn.layers import ACTIVATIONS
+
+SCHEDULES = ("constant", "step", "exponential", "cosine")
+
+
+class ConfigError(ValueError):
+    """A configuration value or file is invalid; the message names it."""
+
+
+def _positive(kind):
+    def check(inst, attr, value):
+        if not isinstance(value, kind) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"{attr.name} must be a positive {kind.__name__}, got {value!r}")
+
+    return check
+
+
+def _nonneg_float(inst, attr, value):
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0 or value == float("inf"):
+        raise ConfigError(f"{attr.name} must be a number >= 0, got {value!r}")
+
+
+def _fraction(inst, attr, value):
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
+        raise ConfigError(f"{attr.name} must be in [0, 1), got {value!r}")
+
+
+def _one_of(choices):
+    def check(inst, attr, value):
+        if value not in choices:
+            raise ConfigError(f"unknown {attr.name} {value!r}; choose from {', '.join(choices)}")
+
+    return check
+
+
+def _optional(check):
+    def wrapped(inst, attr, value):
+        if value is not None:
+            check(inst, attr, value)
+
+    return wrapped
+
+
+def _to_float(v):
+    return float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+
+def parse_arch(value) -> tuple[int, ...]:
+    """``"784,128,64,10"`` or a list of ints -> ``(784, 128, 64, 10)``; at least 2 sizes, all >= 1."""
+    if isinstance(value, str):
+        parts = value.split(",")
+        try:
+            sizes = tuple(int(p.strip()) for p in parts)
+        except ValueError:
+            raise ConfigError(f"arch {value!r} must be comma-separated layer sizes, e.g. 784,128,64,10") from None
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        sizes = tuple(value)
+    else:
+        raise ConfigError(f"arch {value!r} must be comma-separated layer sizes, e.g. 784,128,64,10")
+    if len(sizes) < 2:
+        raise ConfigError(f"arch {value!r} needs at least an input and an output size, e.g. 784,10")
+    if min(sizes) < 1:
+        raise ConfigError(f"arch {value!r}: every layer size must be >= 1")
+    return sizes
+
+
+@attrs.frozen(kw_only=True)
+class FitConfig:
+    """Everything that determines a training run (and so its weights, bit for bit)."""
+
+    arch: tuple = attrs.field(default=(784, 128, 64, 10), converter=parse_arch)
+    dataset: str = attrs.field(default="mnist", validator=attrs.validators.instance_of(str))
+    activation: str = attrs.field(default="relu", validator=_one_of(tuple(ACTIVATIONS)))
+    init: str | None = attrs.field(default=None)
+    dropout: float = attrs.field(default=0.0, validator=_fraction)
+    optimizer: str = attrs.field(default="adam", validator=_one_of(tuple(optim.OPTIMIZERS)))
+    lr: float = attrs.field(default=1e-3, validator=_positive(float), converter=lambda v: _to_float(v))
+    schedule: str = attrs.field(default="cosine", validator=_one_of(SCHEDULES))
+    warmup: int = attrs.field(default=0, validator=attrs.validators.and_(attrs.validators.instance_of(int), attrs.validators.ge(0)))
+    batch_size: int = attrs.field(default=128, validator=_positive(int))
+    epochs: int = attrs.field(default=10, validator=_positive(int))
+    weight_decay: float | None = attrs.field(default=None, validator=_optional(_nonneg_float))
+    l1: float = attrs.field(default=0.0, validator=_nonneg_float)
+    l2: float = attrs.field(default=0.0, validator=_nonneg_float)
+    clip_norm: float | None = attrs.field(default=None, validator=_optional(_positive(float)), converter=lambda v: _to_float(v) if v is not None else v)
+    val_split: float = attrs.field(default=0.1, validator=_fraction)
+    early_stopping: int | None = attrs.field(default=None, validator=_optional(_positive(int)))
+    min_delta: float = attrs.field(default=0.0, validator=_nonneg_float)
+    seed: int = attrs.field(default=0, validator=attrs.validators.and_(attrs.validators.instance_of(int), attrs.validators.ge(0)))
+    standardize: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    grayscale: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    diagnostics: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+
+    @init.validator
+    def _check_init(self, attribute, value):
+        from fnn.initializers import INITIALIZERS
+
+        if value is not None and value not in INITIALIZERS:
+            raise ConfigError(f"unknown init {value!r}; choose from {', '.join(INITIALIZERS)}")
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        return [a.name for a in attrs.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FitConfig":
+        """Build from a mapping; an unknown key is an error naming it and listing the valid ones."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"a config must be a mapping of keys to values, got {type(data).__name__}")
+        for k in data:
+            if k not in cls.keys():
+                raise ConfigError(f"unknown config key {k!r}; valid keys: {', '.join(cls.keys())}")
+        try:
+            return cls(**{k.replace("-", "_"): v for k, v in data.items()})
+        except TypeError as e:
+            raise ConfigError(str(e)) from None
+
+    def to_dict(self) -> dict:
+        d = attrs.asdict(self)
+        d["arch"] = list(self.arch)
+        return d
+
+    def replace(self, **changes) -> "FitConfig":
+        """A copy with ``changes`` applied (validated like the original)."""
+        return FitConfig.from_dict({**self.to_dict(), **changes})
+
+    @property
+    def arch_name(self) -> str:
+        return "-".join(str(s) for s in self.arch)
+
+
+def read_mapping(path) -> dict:
+    """Read a YAML (``.yaml``/``.yml``) or JSON file holding one mapping."""
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config file {path} cannot be read: {e}") from None
+    try:
+        if path.endswith(".json"):
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as e:  # yaml.YAMLError and json.JSONDecodeError carry positions
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"config file {path} is not valid {'JSON' if path.endswith('.json') else 'YAML'}: {first}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys to values")
+    return data
+
+
+def load_config(path, **overrides) -> FitConfig:
+    """``FitConfig`` from a YAML/JSON file, with ``overrides`` applied on top."""
+    data = read_mapping(path)
+    try:
+        return FitConfig.from_dict({**data, **overrides})
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def save_config(path, config: FitConfig) -> None:
+    """Write ``config`` as YAML (fully resolved, enough to repeat the run)."""
+    import yaml
+
+    from fnn.io import atomic_write
+
+    text = yaml.safe_dump(config.to_dict(), sort_keys=False)
+    atomic_write(path, lambda f: f.write(text.encode()))

@@ -1,0 +1,104 @@
+"""Predictions for files: images (PNG/JPEG, preprocessed like MNIST) and ``.npy`` arrays.
+
+>>> import fnn, numpy as np
+>>> model = fnn.mlp([4, 3])
+>>> _, params = model.init(fnn.random.key(0), (-1, 4))
+>>> rows = top_k(fnn.predict_proba(model, params, np.ones((1, 4), np.float32)), 2, ["a", "b", "c"])
+>>> [len(r) for r in rows]
+[2]
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from fnn import layers
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+MAX_NPY_BYTES = 1 << 30
+
+
+class InputError(ValueError):
+    """An input file cannot be used with this model; the message names the file."""
+
+
+def features_of(loaded) -> int:
+    """Input width of a loaded model (``input_shape[-1]``)."""
+    return int(loaded.input_shape[-1])
+
+
+def standardize(x, metadata):
+    """Apply the model's stored standardization (``preprocessing.mean/std``), if any."""
+    prep = (metadata or {}).get("preprocessing") or {}
+    if prep.get("mean") is not None:
+        x = (x - np.asarray(prep["mean"], np.float32)) / np.asarray(prep["std"], np.float32)
+    return x.astype(np.float32, copy=False)
+
+
+def read_npy(path, features: int):
+    """A ``.npy`` file as float32 ``(n, features)``: one example or a batch, flat or as images.
+
+    uint8 arrays are scaled by 1/255. Object arrays are refused (never unpickled).
+    """
+    try:
+        if os.path.getsize(path) > MAX_NPY_BYTES:
+            raise InputError(f"{path}: larger than {MAX_NPY_BYTES >> 20} MB")
+        a = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except (ValueError, OSError, EOFError) as e:
+        raise InputError(f"{path}: not a readable .npy array ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    if not isinstance(a, np.ndarray) or a.dtype.kind not in "uif":
+        raise InputError(f"{path}: holds {getattr(a, 'dtype', type(a).__name__)}, expected numbers")
+    if a.size % features or a.size == 0:
+        raise InputError(f"{path}: shape {a.shape} does not hold examples of {features} features")
+    x = a.reshape(-1, features).astype(np.float32)
+    if a.dtype == np.uint8:
+        x *= np.float32(1 / 255)
+    if not np.isfinite(x).all():
+        raise InputError(f"{path}: holds NaN or Inf")
+    return x
+
+
+def read_inputs(path, loaded):
+    """``(x (n, features) float32, info)`` for one file; images get MNIST-style preprocessing."""
+    from fnn import preprocess
+
+    path = os.fspath(path)
+    features = features_of(loaded)
+    if path.lower().endswith(IMAGE_SUFFIXES):
+        if features != 784:
+            raise InputError(f"{path}: images are preprocessed to 28x28 = 784 features, but the model takes {features}")
+        try:
+            x, info = preprocess.load_image_file(path)
+        except preprocess.ImageError as e:
+            raise InputError(str(e)) from None
+        return standardize(x[None, :], loaded.metadata), [info]
+    if path.lower().endswith(".npy"):
+        x = read_npy(path, features)
+        return standardize(x, loaded.metadata), [{"blank": False}] * len(x)
+    raise InputError(f"{path}: unsupported file type; give PNG/JPEG images or .npy arrays")
+
+
+def top_k(probs, k, classes=None):
+    """For each row of ``probs (n, C)``: the ``k`` most likely ``{"label", "class", "probability"}``."""
+    k = min(k, probs.shape[1])
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    names = classes or [str(i) for i in range(probs.shape[1])]
+    return [
+        [{"label": int(j), "class": names[j], "probability": float(p[j])} for j in row] for p, row in zip(probs, order)
+    ]
+
+
+def predict_files(loaded, paths, k=3):
+    """Predictions for every file: a list of ``{"file", "index", "blank", "top": [...]}``."""
+    out = []
+    for path in paths:
+        x, infos = read_inputs(path, loaded)
+        probs = layers.softmax(loaded.model.apply(loaded.params, x))
+        for i, (info, top) in enumerate(zip(infos, top_k(probs, k, loaded.metadata.get("classes")))):
+            blank = bool(info.get("blank"))
+            out.append({"file": os.fspath(path), "index": i, "blank": blank, "top": [] if blank else top})
+    return out

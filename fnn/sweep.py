@@ -1,0 +1,159 @@
+"""Sweeps: a grid of configurations trained in parallel processes, then compared.
+
+A sweep file (YAML or JSON) has a ``base`` config and a ``grid`` of lists;
+every combination of the grid's values, on top of ``base``, is one run:
+
+.. code-block:: yaml
+
+    base: {dataset: mnist, epochs: 3}
+    grid:
+      arch: ["784,64,10", "784,128,64,10"]
+      optimizer: [sgd, adam]
+      lr: [0.001, 0.01]
+
+``run_sweep`` trains each in its own process (``jobs`` at a time) into
+``out/<name>/`` and writes ``out/results.md`` and ``out/results.csv`` sorted by
+validation accuracy. A failing configuration is recorded with its error; the
+others go on.
+"""
+
+from __future__ import annotations
+
+import csv
+import io as _io
+import itertools
+import json
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+from fnn.config import ConfigError, FitConfig, parse_arch, read_mapping
+
+COLUMNS = ["name", "status", "val_accuracy", "test_accuracy", "params", "epochs", "seconds", "optimizer", "lr", "arch", "error"]
+
+
+def expand(spec: dict) -> list[tuple[str, FitConfig]]:
+    """``[(name, config), ...]`` for every combination in ``spec["grid"]`` over ``spec["base"]``."""
+    if not isinstance(spec, dict) or set(spec) - {"base", "grid"}:
+        raise ConfigError("a sweep file holds 'base' (a config) and 'grid' (key: list of values); "
+                          f"found keys {sorted(spec) if isinstance(spec, dict) else type(spec).__name__}")
+    base, grid = spec.get("base") or {}, spec.get("grid") or {}
+    if not isinstance(base, dict) or not isinstance(grid, dict):
+        raise ConfigError("sweep 'base' and 'grid' must be mappings")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"sweep grid {key!r} must be a non-empty list")
+        if key not in FitConfig.keys():
+            raise ConfigError(f"unknown config key {key!r} in sweep grid; valid keys: {', '.join(FitConfig.keys())}")
+    FitConfig.from_dict(base)
+    runs = []
+    keys = list(grid)
+    for values in itertools.product(*(grid[k] for k in keys)):
+        changes = dict(zip(keys, values))
+        name = "-".join(_short(k, v) for k, v in changes.items()) or "base"
+        try:
+            config = FitConfig.from_dict({**base, **changes})
+        except ConfigError as e:
+            config = e  # recorded as a failed run
+        runs.append((name, config))
+    return runs
+
+
+def _short(key, value):
+    if key == "arch":
+        return "x".join(str(s) for s in parse_arch(value))
+    return f"{key}{value}"
+
+
+def load_sweep(path) -> list[tuple[str, FitConfig]]:
+    """Read a sweep file and expand it."""
+    try:
+        return expand(read_mapping(path))
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def run_one(name, config, out_dir, data_dir=None, threads=1) -> dict:
+    """Train one configuration; returns its result row (never raises for a failing config)."""
+    from fnn.fit import fit
+
+    row = {"name": name, "status": "failed", "error": ""}
+    if isinstance(config, Exception):
+        row["error"] = str(config)
+        return row
+    row.update(optimizer=config.optimizer, lr=config.lr, arch=config.arch_name)
+    try:
+        summary = fit(config, out_dir, data_dir=data_dir, threads=threads)
+    except Exception as e:  # noqa: BLE001 - a sweep records any failure and goes on
+        row["error"] = f"{type(e).__name__}: {e}"
+        return row
+    row.update(
+        status="done",
+        val_accuracy=summary["val_accuracy"],
+        test_accuracy=summary["test_accuracy"],
+        params=summary["params"],
+        epochs=summary["epochs"],
+        seconds=round(summary["train_seconds"], 2),
+    )
+    return row
+
+
+def run_sweep(configs, out, jobs=1, data_dir=None, on_result=None) -> list[dict]:
+    """Run ``configs`` (from :func:`expand`) into ``out/<name>/``, ``jobs`` processes at a time.
+
+    ``on_result(row, done, total)`` is called as each run finishes. Returns the
+    rows sorted by validation accuracy (failed runs last) and writes
+    ``results.md`` / ``results.csv`` in ``out``.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    if jobs <= 1:
+        for name, config in configs:
+            rows.append(run_one(name, config, out / name, data_dir))
+            if on_result:
+                on_result(rows[-1], len(rows), len(configs))
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(run_one, name, config, out / name, data_dir) for name, config in configs]
+            for fut in as_completed(futures):
+                rows.append(fut.result())
+                if on_result:
+                    on_result(rows[-1], len(rows), len(configs))
+    rows = sort_rows(rows)
+    write_results(out, rows)
+    return rows
+
+
+def sort_rows(rows):
+    """Done runs by validation accuracy (best first), then failed runs."""
+    return sorted(rows, key=lambda r: (r["status"] != "done", -(r.get("val_accuracy") or 0.0), r["name"]))
+
+
+def format_table(rows) -> str:
+    """A Markdown table of the rows."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for r in rows:
+        cells = []
+        for c in COLUMNS:
+            v = r.get(c, "")
+            cells.append(f"{v:.4f}" if isinstance(v, float) and c.endswith("accuracy") else str(v if v is not None else ""))
+        lines.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(out, rows) -> None:
+    from fnn.io import atomic_write
+
+    out = Path(out)
+    md = format_table(rows)
+    buf = _io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(out / "results.md", lambda f: f.write(md.encode()))
+    atomic_write(out / "results.csv", lambda f: f.write(buf.getvalue().encode()))
+    text = json.dumps(rows, indent=1)
+    atomic_write(out / "results.json", lambda f: f.write(text.encode()))
+
+
+__all__ = ["expand", "load_sweep", "run_one", "run_sweep", "format_table", "sort_rows"]
