@@ -53,6 +53,7 @@ class Spec:
     mirrors: tuple
     classes: tuple
     license: str
+    shape: tuple = ()  # one example's shape, e.g. (28, 28): lets callers check an architecture before loading
 
 
 def _idx_files(md5s, sizes=(47040016, 60008, 7840016, 10008)):
@@ -79,6 +80,7 @@ MNIST = Spec(
     ),
     classes=tuple(str(d) for d in range(10)),
     license="CC BY-SA 3.0, Yann LeCun and Corinna Cortes",
+    shape=(28, 28),
 )
 
 FASHION_MNIST = Spec(
@@ -96,6 +98,7 @@ FASHION_MNIST = Spec(
     mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
     classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
     license="MIT, Zalando SE",
+    shape=(28, 28),
 )
 
 CIFAR10 = Spec(
@@ -106,6 +109,7 @@ CIFAR10 = Spec(
     mirrors=("https://www.cs.toronto.edu/~kriz/",),
     classes=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
     license="Alex Krizhevsky, Vinod Nair and Geoffrey Hinton; free to use with credit to the tech report",
+    shape=(32, 32, 3),
 )
 
 REGISTRY = {spec.name: spec for spec in (MNIST, FASHION_MNIST, CIFAR10)}
