@@ -55,11 +55,3 @@ def parse_idx(data, where: str, ndim: int | None = None) -> np.ndarray:
     out = np.frombuffer(data, dtype, count=expected // dtype.itemsize, offset=header).reshape(dims)
     return out if dtype.isnative else out.astype(dtype.newbyteorder("="))
 
-
-def encode_idx(array) -> bytes:
-    """``array`` as IDX bytes (the inverse of :func:`parse_idx`; used to write test data)."""
-    a = np.asarray(array)
-    codes = {np.dtype(v).newbyteorder("="): k for k, v in DTYPES.items()}
-    code = codes[a.dtype.newbyteorder("=")]
-    head = bytes([0, 0, code, a.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in a.shape)
-    return head + np.ascontiguousarray(a, dtype=np.dtype(DTYPES[code])).tobytes()
