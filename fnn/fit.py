@@ -294,9 +294,8 @@ def fit(config: FitConfig, out_dir=None, *, resume=False, callbacks=(), data_dir
                 "cannot resume with a different configuration: "
                 + ", ".join(f"{k} {old[k]!r} -> {new[k]!r}" for k in differ)
             )
-    out.mkdir(parents=True, exist_ok=True)
-
     data = prepare_data(config, data_dir, dataset)
+    out.mkdir(parents=True, exist_ok=True)
     transform = data["transform"]
     x_tr, y_tr = data["x_train"], data["y_train"]
     steps_per_epoch = batching.num_batches(len(y_tr), config.batch_size)

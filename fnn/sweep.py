@@ -49,7 +49,7 @@ def expand(spec: dict) -> list[tuple[str, FitConfig]]:
     keys = list(grid)
     for values in itertools.product(*(grid[k] for k in keys)):
         changes = dict(zip(keys, values))
-        name = "-".join(_short(k, v) for k, v in changes.items()) or "base"
+        name = "_".join(_short(k, v) for k, v in changes.items()) or "base"
         try:
             config = FitConfig.from_dict({**base, **changes})
         except ConfigError as e:
@@ -59,15 +59,19 @@ def expand(spec: dict) -> list[tuple[str, FitConfig]]:
 
 
 def _short(key, value):
+    """A run-folder name part: ``784-128-10`` for an arch, ``adam`` for a name, ``lr0.01`` for a number."""
     if key == "arch":
-        return "x".join(str(s) for s in parse_arch(value))
+        return "-".join(str(s) for s in parse_arch(value))
+    if isinstance(value, str):
+        return value.replace("/", "_")
     return f"{key}{value}"
 
 
 def load_sweep(path) -> list[tuple[str, FitConfig]]:
     """Read a sweep file and expand it."""
+    spec = read_mapping(path)
     try:
-        return expand(read_mapping(path))
+        return expand(spec)
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
 
