@@ -165,7 +165,10 @@ class Mirror:
                     self.send_header("Content-Type", "text/html" if kind == "html" else "application/octet-stream")
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
-                    self.wfile.write(body[: len(body) // 2] if kind == "drop" else body)
+                    try:
+                        self.wfile.write(body[: len(body) // 2] if kind == "drop" else body)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass  # the client hung up first (e.g. on an oversized announcement)
                     self.close_connection = True
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
