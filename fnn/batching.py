@@ -39,6 +39,8 @@ def iterate_batches(x, y, batch_size, key=None, drop_last=False, transform=None,
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if start < 0:
+        raise ValueError(f"start must be >= 0, got {start}")
     n = len(x)
     if len(y) != n:
         raise ValueError(f"x has {n} rows but y has {len(y)}")
