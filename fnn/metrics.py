@@ -129,7 +129,7 @@ def most_confused(cm, k: int = 10) -> list[tuple[int, int, int]]:
     off = cm * (1 - np.eye(len(cm), dtype=cm.dtype))
     flat = np.argsort(-off, axis=None, kind="stable")[:k]
     rows, cols = np.unravel_index(flat, cm.shape)
-    return [(int(i), int(j), int(cm[i, j])) for i, j in zip(rows, cols) if cm[i, j] > 0]
+    return [(int(i), int(j), int(cm[i, j])) for i, j in zip(rows, cols) if off[i, j] > 0]
 
 
 # ---------------------------------------------------------------- precision, recall, F1

@@ -46,14 +46,14 @@ STYLE = {
 
 
 @contextlib.contextmanager
-def _figure(width, height, path):
-    """Yield a constrained-layout Agg figure of ``width x height`` inches; save it to ``path`` on exit."""
+def _figure(width, height, path, layout="constrained"):
+    """Yield an Agg figure of ``width x height`` inches; save it to ``path`` on exit."""
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     with matplotlib.rc_context(STYLE):
-        fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+        fig = Figure(figsize=(width, height), dpi=DPI, layout=layout)
         FigureCanvasAgg(fig)
         yield fig
         path = Path(path)
@@ -195,7 +195,8 @@ def confused_pairs(cm, classes, path, top=10, title="Most confused class pairs")
     with _figure(8, max(2.5, 0.42 * len(pairs) + 1.3), path) as fig:
         ax = fig.subplots()
         if not pairs:
-            ax.text(0.5, 0.5, "no mistakes", ha="center", va="center", transform=ax.transAxes, fontsize=14)
+            ax.text(0.5, 0.5, "no mistakes: every example is on the diagonal", ha="center", va="center",
+                    transform=ax.transAxes, fontsize=14)
             ax.set_axis_off()
         else:
             counts = [n for _, _, n in pairs]
@@ -238,22 +239,57 @@ def reliability_diagram(table, path, title="Confidence against accuracy"):
 # ---------------------------------------------------------------- example grids
 
 
+def _mosaic(tiles, cols, gap, top=0, fill=0.0):
+    """Tiles ``(n, h, w)`` laid out in one array, ``cols`` per row, ``gap`` pixels apart,
+    with ``top`` empty rows above each tile (room for a caption). Returns the array and
+    the top-left corner ``(y, x)`` of every tile."""
+    n, h, w = tiles.shape
+    rows = max(1, math.ceil(n / cols))
+    ch, cw = h + gap + top, w + gap
+    out = np.full((rows * ch, cols * cw), fill, np.float32)
+    corners = []
+    for i, tile in enumerate(tiles):
+        y, x = (i // cols) * ch + top + gap // 2, (i % cols) * cw + gap // 2
+        out[y : y + h, x : x + w] = tile
+        corners.append((y, x))
+    return out, corners
+
+
+TITLE_STRIP = 0.5  # inches above a mosaic for its title
+
+
+@contextlib.contextmanager
+def _mosaic_axes(mosaic, inches_per_px, title, path):
+    """Yield one borderless axes exactly the mosaic's size (at ``inches_per_px``) under a title strip."""
+    height, width = (d * inches_per_px for d in mosaic.shape)
+    total = height + TITLE_STRIP
+    with _figure(width, total, path, layout=None) as fig:
+        ax = fig.add_axes((0, 0, 1, height / total))
+        ax.set_axis_off()
+        fig.suptitle(title, y=1 - 0.1 / total, va="top")
+        yield ax
+
+
 def _image_grid(images, captions, colors, path, title, cols=8, image_shape=None):
-    """Images in a grid, each with a two-line caption in its colour."""
-    images = _as_tiles(images, image_shape)
+    """Images in one mosaic (each scaled to its own range), each with a two-line caption in its colour.
+
+    One axes for the whole grid: about ten times faster to draw than a subplot per image.
+    """
+    images = _as_tiles(images, image_shape).astype(np.float32)
     n = len(images)
     cols = max(1, min(cols, n))
-    rows = max(1, math.ceil(n / cols))
-    with _figure(1.45 * cols + 0.2, 1.85 * rows + 0.5, path) as fig:
-        axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
-        for ax in axes:
-            ax.set_axis_off()
-        for ax, img, cap, col in zip(axes, images, captions, colors):
-            ax.imshow(img, cmap="gray_r", interpolation="nearest")
-            ax.set_title(cap, fontsize=8, color=col, fontweight="normal", pad=3, linespacing=1.15)
+    lo = images.min(axis=(1, 2), keepdims=True) if n else 0
+    span = images.max(axis=(1, 2), keepdims=True) - lo if n else 1
+    tiles = (images - lo) / np.where(span > 0, span, 1)
+    h, w = images.shape[1:3] if n else (28, 28)
+    gap, top = w * 2 // 7, h * 3 // 7
+    mosaic, corners = _mosaic(tiles, cols, gap, top) if n else (np.zeros((h + top + gap, 8 * (w + gap))), [])
+    with _mosaic_axes(mosaic, 1.45 / (w + gap), title, path) as ax:
+        ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        for (y, x), cap, col in zip(corners, captions, colors):
+            ax.text(x + w / 2, y - 1, cap, ha="center", va="bottom", fontsize=8, color=col, linespacing=1.15)
         if not n:
-            axes[0].text(0.5, 0.5, "nothing to show", ha="center", va="center", fontsize=12)
-        fig.suptitle(title)
+            ax.text(mosaic.shape[1] / 2, mosaic.shape[0] / 2, "nothing to show", ha="center", va="center", fontsize=12)
     return Path(path)
 
 
@@ -287,7 +323,7 @@ def misclassified_examples(images, y_true, probs, classes, path, n=32, title="Mi
     idx = wrong[np.argsort(-conf[wrong], kind="stable")][:n]
     names = [_short(c) for c in _names(classes, np.shape(probs)[1])]
     caps = [f"true {names[y[i]]}\npred {names[pred[i]]} {_pct(conf[i])}" for i in idx]
-    title = f"{title}: {len(idx)} of {len(wrong)}, most confident first"
+    title = f"{title}: {len(idx)} of {len(wrong)}, most confident first" if len(wrong) else f"{title}: none"
     return _image_grid(np.asarray(images)[idx], caps, [WRONG] * len(idx), path, title)
 
 
@@ -312,16 +348,14 @@ def first_layer_weights(w, path, image_shape=(28, 28), max_tiles=64, title="Firs
     w = np.asarray(w)
     units = min(w.shape[1], max_tiles)
     cols = min(units, 8 if units <= 32 else 10)
-    rows = math.ceil(units / cols)
-    with _figure(1.05 * cols + 0.3, 1.05 * rows + 0.7, path) as fig:
-        axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
-        for u, ax in enumerate(axes):
-            ax.set_axis_off()
-            if u < units:
-                tile = w[:, u].reshape(image_shape)
-                m = float(np.abs(tile).max()) or 1.0
-                ax.imshow(tile, cmap="RdBu_r", vmin=-m, vmax=m, interpolation="nearest")
-        fig.suptitle(f"{title}: {units} of {w.shape[1]} units")
+    tiles = w[:, :units].T.reshape((units,) + tuple(image_shape))
+    tiles = tiles / np.maximum(np.abs(tiles).max(axis=(1, 2), keepdims=True), 1e-12)  # each in [-1, 1]
+    mosaic, _ = _mosaic(tiles, cols, gap=image_shape[1] // 7, fill=np.nan)
+    from matplotlib import colormaps
+
+    cmap = colormaps["RdBu_r"].with_extremes(bad="white")
+    with _mosaic_axes(mosaic, 1.05 / (image_shape[1] * 8 // 7), f"{title}: {units} of {w.shape[1]} units", path) as ax:
+        ax.imshow(mosaic, cmap=cmap, vmin=-1, vmax=1, interpolation="nearest")
     return Path(path)
 
 

@@ -140,7 +140,7 @@ def evaluate(model, params, x, y, classes=None, out_dir=None, *, transform=None,
       about: extra JSON-able facts stored under ``"about"`` (model path, dataset, split).
 
     Returns the :func:`analyze` dict plus ``seconds`` (forward pass and metrics)
-    and, when written, ``files`` (name -> path).
+    and, when written, ``out_dir`` and ``files`` (picture name -> path).
     """
     t0 = time.perf_counter()
     features = transform(x) if transform is not None else x
@@ -156,6 +156,7 @@ def evaluate(model, params, x, y, classes=None, out_dir=None, *, transform=None,
             images = x if transform is not None else None
             files = draw(out, result, layers.softmax(logits), y, images, params, history)
         result["files"] = {k: str(v) for k, v in files.items()}
+        result["out_dir"] = str(out)
         text = json.dumps(result, indent=2)
         io.atomic_write(out / METRICS_FILE, lambda f: f.write(text.encode()))
         report_md.write(out / REPORT_FILE, result, {k: Path(v).name for k, v in files.items()}, title)

@@ -177,3 +177,9 @@ def test_expected_calibration_error_hand_case():
 def test_perfectly_calibrated_predictions_have_zero_ece():
     probs = np.tile([[0.75, 0.25]], (4, 1))
     assert metrics.expected_calibration_error(np.array([0, 0, 0, 1]), probs, n_bins=10) == pytest.approx(0.0)
+
+
+def test_most_confused_lists_only_off_diagonal_mistakes():
+    cm = np.array([[5, 2, 0], [0, 4, 3], [1, 0, 6]])
+    assert metrics.most_confused(cm, 10) == [(1, 2, 3), (0, 1, 2), (2, 0, 1)]
+    assert metrics.most_confused(np.diag([3, 4]), 5) == []
