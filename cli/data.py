@@ -37,7 +37,7 @@ class ProgressBars:
     def __call__(self, name, done, total):
         if self.bar is None or name != self.name or done < self.done:  # a new file, or the next mirror
             self.close()
-            self.bar = click.progressbar(length=total or 1, label=name, file=click.get_text_stream("stderr"))
+            self.bar = click.progressbar(length=total or 1, label=f"{name:<27}", file=click.get_text_stream("stderr"))
             self.bar.__enter__()
             self.name, self.done = name, 0
         self.bar.update(done - self.done)
@@ -52,6 +52,14 @@ class ProgressBars:
 def _fail(error: datasets.DatasetError):
     """A dataset problem (not bad usage): exit 1 with the library's message."""
     raise click.ClickException(str(error))
+
+
+def _locate(name, data_dir) -> tuple:
+    """``(label, folder, paths)`` of the local source serving ``name``; exit 1 when there is none."""
+    found = datasets.locate(name, data_dir=data_dir)
+    if found is None:
+        raise click.ClickException(f"{name}: not found locally; run `fnn-cli data download {name}`")
+    return found
 
 
 data_dir_option = click.option(
@@ -109,11 +117,13 @@ def info(name, data_dir):
     NAME may also be the path of your own data (a folder of IDX files, an .npz, a .csv).
     Never downloads: run `fnn-cli data download NAME` first when it is not found.
     """
+    pinned = name in datasets.REGISTRY
+    if pinned:
+        _locate(name, data_dir)
     try:
         ds = datasets.load(name, data_dir=data_dir, download=False)
     except datasets.DatasetError as e:
         _fail(e)
-    pinned = name in datasets.REGISTRY
     shape = "x".join(str(d) for d in ds.x_train.shape[1:])
     click.echo(f"dataset  {ds.name}" + (f" ({datasets.REGISTRY[name].title})" if pinned else ""))
     click.echo(f"source   {ds.source}")
@@ -136,10 +146,7 @@ def info(name, data_dir):
 @data_dir_option
 def verify(name, data_dir):
     """Check every file of NAME against its pinned size and MD5; exit 1 naming any that differs."""
-    found = datasets.locate(name, data_dir=data_dir)
-    if found is None:
-        raise click.ClickException(f"{name}: not found locally; run `fnn-cli data download {name}`")
-    label, folder, paths = found
+    label, folder, paths = _locate(name, data_dir)
     click.echo(f"{name}: checking {len(paths)} files from {label} {folder}")
     problems = datasets.check_files(name, paths)
     for file, problem in problems.items():
