@@ -4,8 +4,11 @@ import click
 
 import fnn
 from fnn.cli.common import Group
+from fnn.cli.compare import compare
 from fnn.cli.data import data
+from fnn.cli.evaluate import evaluate
 from fnn.cli.fit import fit
+from fnn.cli.plot import plot
 from fnn.cli.predict import predict
 from fnn.cli.runs import runs
 from fnn.cli.serve import serve
@@ -27,3 +30,6 @@ cli.add_command(runs)
 cli.add_command(sweep)
 cli.add_command(data)
 cli.add_command(serve)
+cli.add_command(evaluate)
+cli.add_command(compare)
+cli.add_command(plot)

@@ -212,7 +212,8 @@ def _first_weights(params):
 def evaluate_run(run_or_model, dataset=None, split="test", out_dir=None, *, data_dir=None, pictures=True) -> dict:
     """Evaluate a run folder's ``model.npz`` (or a model file) on a dataset split.
 
-    ``dataset`` defaults to the one in the model's metadata; ``split`` is
+    ``dataset`` defaults to the one the run was trained on (its ``config.yaml``
+    names it, a path for the user's own data), else the model's metadata; ``split`` is
     ``"test"`` or ``"val"`` (the run's own validation split, rebuilt from its
     ``config.yaml``: same fraction, same seed). Files go to ``out_dir``, by default
     ``<run>/eval/`` (``<model stem>-eval/`` beside a bare model file).
@@ -229,7 +230,7 @@ def evaluate_run(run_or_model, dataset=None, split="test", out_dir=None, *, data
         raise EvaluationError(str(e)) from None
     run = Path(run_or_model) if Path(run_or_model).is_dir() else None
     meta = loaded.metadata
-    name = dataset or meta.get("dataset")
+    name = dataset or _trained_on(run) or meta.get("dataset")
     if not name:
         raise EvaluationError(f"{path}: the model does not name its dataset; pass one (e.g. --dataset mnist)")
     try:
@@ -260,6 +261,19 @@ def evaluate_run(run_or_model, dataset=None, split="test", out_dir=None, *, data
     title = f"Evaluation of {run.name if run else path.name} on {name} ({split})"
     return evaluate(loaded.model, loaded.params, x, y, classes, out, transform=transform, history=history,
                     pictures=pictures, title=title, about=about)
+
+
+def _trained_on(run):
+    """The ``dataset`` entry of a run's ``config.yaml`` (a name or a path), or None."""
+    if run is None or not (run / runs.CONFIG).is_file():
+        return None
+    from fnn.config import ConfigError, read_mapping
+
+    try:
+        name = read_mapping(run / runs.CONFIG).get("dataset")
+    except ConfigError as e:
+        raise EvaluationError(str(e)) from None
+    return name if isinstance(name, str) else None
 
 
 def _validation_split(run, name, data_dir):
