@@ -4,9 +4,12 @@ splits and preprocessing. Downloads: test_datasets_download.py; CLI: test_datase
 import gzip
 import os
 import shutil
+import subprocess
+import sys
 import tarfile
 import time
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +97,43 @@ def test_mnist_loads_offline_from_the_package_with_official_counts_and_digests()
     print(f"load('mnist') from the package: {seconds:.2f} s")
 
 
+def test_a_fresh_install_from_the_wheel_loads_mnist_offline(tmp_path):
+    """Build the wheel, unpack it as an install would, and load MNIST with an empty home and no network."""
+    root = MNIST_DIR.parents[3]
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+        shutil.copy(root / name, src)
+    for name in ("fnn", "cli", "web"):
+        shutil.copytree(root / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    build = [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path / "dist"), str(src)]
+    subprocess.run(build, check=True, capture_output=True, timeout=300)
+    (wheel,) = (tmp_path / "dist").glob("fnn-*.whl")
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    code = "\n".join(
+        [
+            "import sys, urllib.request",
+            "sys.path.insert(0, sys.argv[1])",
+            "urllib.request.urlopen = None  # any download attempt would fail",
+            "import fnn, fnn.datasets",
+            "ds = fnn.datasets.load('mnist')",
+            "print(fnn.__file__)",
+            "print(ds.source)",
+            "print(len(ds.y_train), len(ds.y_test), ds.class_counts()[0])",
+        ]
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("FNN_DATA_DIR", "XDG_CACHE_HOME")}
+    env["HOME"] = str(tmp_path / "home")
+    out = subprocess.run([sys.executable, "-c", code, str(site)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        str(site / "fnn" / "__init__.py"),
+        f"package copy {site / 'fnn' / 'datasets' / 'data' / 'mnist'}",
+        "60000 10000 5923",
+    ]
+
+
 def test_the_shipped_files_are_the_original_gz_files():
     for path in MNIST_DIR.glob("*.gz"):
         assert md5(gzip.decompress(path.read_bytes())) == MNIST_MD5[path.name[:-3]]
@@ -101,9 +141,6 @@ def test_the_shipped_files_are_the_original_gz_files():
 
 
 def test_datasets_imports_only_numpy_attrs_and_the_standard_library():
-    import subprocess
-    import sys
-
     code = (
         "import sys; before = set(sys.modules); import fnn.datasets; "
         "new = {m.split('.')[0] for m in set(sys.modules) - before}; "
