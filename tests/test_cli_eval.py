@@ -141,3 +141,18 @@ def test_bad_input_is_a_one_line_error_with_exit_code_2(mnist_run, tmp_path, arg
     (tmp_path / "broken.npz").write_bytes(b"not a zip file")
     r = CliRunner().invoke(cli, [a.format(tmp=tmp_path, run=mnist_run) for a in args])
     assert_one_line_error(r, *names)
+
+
+def test_readme_evaluation_example_runs(mnist_run, tmp_path):
+    import re
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text[text.index("## Evaluation") :], re.S).group(1)
+    shutil.copytree(mnist_run, tmp_path / "runs" / "mine")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "cm.png").is_file() and (tmp_path / "runs" / "mine" / "eval" / "report.md").is_file()
