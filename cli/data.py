@@ -81,8 +81,16 @@ def data():
 
 @data.command()
 @click.argument("name", type=DatasetArg())
-@click.option("--mirror", "mirrors", multiple=True, metavar="URL", help="Base URL to try instead of the built-in mirrors (repeatable).")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True, help="Seconds a mirror may stay silent.")
+@click.option(
+    "--mirror", "mirrors", multiple=True, metavar="URL", help="Base URL to try instead of the built-in mirrors (repeatable)."
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds a mirror may stay silent.",
+)
 def download(name, mirrors, timeout):
     """Download NAME into the cache (with a progress bar), verifying every file.
 

@@ -23,6 +23,7 @@ from fnn.datasets import FileSpec, Spec
 ROOT = Path(__file__).resolve().parents[1]
 MNIST_DIR = ROOT / "fnn" / "datasets" / "data" / "mnist"
 IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+HTML_PAGE = b"<!DOCTYPE html><html><body>Moved: see our new site</body></html>"
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
@@ -160,7 +161,7 @@ class Mirror:
                 elif kind == "slow":
                     mirror.stop.wait(10)
                 else:
-                    body = b"<!DOCTYPE html><html><body>Moved: see our new site</body></html>" if kind == "html" else arg[0]
+                    body = HTML_PAGE if kind == "html" else arg[0]
                     self.send_response(200)
                     self.send_header("Content-Type", "text/html" if kind == "html" else "application/octet-stream")
                     self.send_header("Content-Length", str(len(body)))

@@ -80,7 +80,8 @@ def test_memory_beyond_the_uint8_data_stays_within_a_few_batches():
     try:
         for e in range(2):
             total, count = 0.0, 0
-            for xb, yb in batching.iterate_batches(x, y, batch_size, key=random.fold_in(random.key(0), e), transform=transform):
+            key = random.fold_in(random.key(0), e)
+            for xb, yb in batching.iterate_batches(x, y, batch_size, key=key, transform=transform):
                 total += float(xb.sum())
                 count += len(yb)
             assert count == 60000

@@ -125,7 +125,8 @@ def test_a_fresh_install_from_the_wheel_loads_mnist_offline(tmp_path):
     )
     env = {k: v for k, v in os.environ.items() if k not in ("FNN_DATA_DIR", "XDG_CACHE_HOME")}
     env["HOME"] = str(tmp_path / "home")
-    out = subprocess.run([sys.executable, "-c", code, str(site)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    run = [sys.executable, "-c", code, str(site)]
+    out = subprocess.run(run, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == [
         str(site / "fnn" / "__init__.py"),
@@ -408,7 +409,8 @@ def test_user_npz_errors(tmp_path, arrays, message):
 
 
 def test_user_csv_with_named_or_last_label_column(tmp_path):
-    (tmp_path / "iris.csv").write_text("sepal,petal,species\n5.1,1.4,setosa\n7.0,4.7,versicolor\n6.3,6.0,virginica\n4.9,1.4,setosa\n")
+    rows = ["sepal,petal,species", "5.1,1.4,setosa", "7.0,4.7,versicolor", "6.3,6.0,virginica", "4.9,1.4,setosa"]
+    (tmp_path / "iris.csv").write_text("\n".join(rows) + "\n")
     ds = datasets.load(str(tmp_path / "iris.csv"))
     assert ds.classes == ["setosa", "versicolor", "virginica"] and ds.y_train.tolist() == [0, 1, 2, 0]
     assert ds.x_train.dtype == np.float32 and ds.x_train[1].tolist() == pytest.approx([7.0, 4.7])
@@ -473,7 +475,9 @@ def test_validation_split_is_reproducible_from_its_key():
     assert np.bincount(y[a[1]], minlength=5).tolist() == [10, 6, 16, 1, 7]
 
 
-@pytest.mark.parametrize("fraction, key, error", [(0.0, random.key(0), ValueError), (1.0, random.key(0), ValueError), (0.1, None, TypeError)])
+@pytest.mark.parametrize(
+    "fraction, key, error", [(0.0, random.key(0), ValueError), (1.0, random.key(0), ValueError), (0.1, None, TypeError)]
+)
 def test_validation_split_rejects_bad_arguments(fraction, key, error):
     with pytest.raises(error):
         datasets.train_val_split(np.arange(10) % 2, fraction, key)

@@ -12,7 +12,12 @@ from dataset_files import IDX_NAMES, MNIST_DIR, Mirror, mnist_gz
 from fnn.cli.data import data
 from fnn.datasets import sources
 
-MNIST_MD5S = ["6bbc9ace898e44ae57da46a324031adb", "a25bea736e30d166cdddb491f175f624", "2646ac647ad5339dbf082846283269ea", "27ae3e4e09519cfbb04c329615203637"]
+MNIST_MD5S = [  # official, of the uncompressed files
+    "6bbc9ace898e44ae57da46a324031adb",
+    "a25bea736e30d166cdddb491f175f624",
+    "2646ac647ad5339dbf082846283269ea",
+    "27ae3e4e09519cfbb04c329615203637",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -107,7 +112,8 @@ def test_info_and_verify_through_the_installed_entry_point(tmp_path):
     exe = shutil.which("fnn-cli")
     assert exe, "fnn-cli is not installed (pip install -e .)"
     env = {k: v for k, v in os.environ.items() if k != "FNN_DATA_DIR"}
-    env.update(HOME=str(tmp_path), XDG_CACHE_HOME=str(tmp_path / "cache"), http_proxy="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9")
+    dead_proxy = "http://127.0.0.1:9"  # were anything to go out, it would fail
+    env.update(HOME=str(tmp_path), XDG_CACHE_HOME=str(tmp_path / "cache"), http_proxy=dead_proxy, https_proxy=dead_proxy)
     info = subprocess.run([exe, "data", "info", "mnist"], capture_output=True, text=True, env=env, timeout=120)
     assert info.returncode == 0, info.stderr
     assert "source   package copy" in info.stdout and "train    60000 examples" in info.stdout

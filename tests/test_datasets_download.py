@@ -5,7 +5,17 @@ import os
 
 import numpy as np
 import pytest
-from dataset_files import IDX_NAMES, Mirror, cifar_spec, cifar_tar, closed_port_url, md5, mnist_gz, tiny_contents, tiny_spec
+from dataset_files import (
+    IDX_NAMES,
+    Mirror,
+    cifar_spec,
+    cifar_tar,
+    closed_port_url,
+    md5,
+    mnist_gz,
+    tiny_contents,
+    tiny_spec,
+)
 
 from fnn import datasets
 from fnn.datasets import DownloadError, sources
@@ -65,7 +75,8 @@ def test_an_html_page_with_200_is_a_checksum_error_and_the_cache_stays_clean(mir
     with pytest.raises(DownloadError) as e:
         datasets.load("mnist", mirrors=[mirror.url("a")])
     message = str(e.value)
-    assert f"{mirror.url('a')}train-images-idx3-ubyte.gz: checksum mismatch: expected md5 {MNIST_TRAIN_IMAGES_MD5}" in message
+    url = f"{mirror.url('a')}train-images-idx3-ubyte.gz"
+    assert f"{url}: checksum mismatch: expected md5 {MNIST_TRAIN_IMAGES_MD5}" in message
     assert "got md5 " in message and "bytes)" in message
     assert leftovers(cache / "mnist") == []
 
@@ -73,7 +84,8 @@ def test_an_html_page_with_200_is_a_checksum_error_and_the_cache_stays_clean(mir
 def test_a_dropped_connection_leaves_no_partial_file_and_a_retry_succeeds(mirror, cache):
     files = mnist_gz()
     mirror.serve("a", files)
-    mirror.routes["/a/t10k-images-idx3-ubyte.gz"] = [("drop", files["t10k-images-idx3-ubyte.gz"]), ("ok", files["t10k-images-idx3-ubyte.gz"])]
+    body = files["t10k-images-idx3-ubyte.gz"]
+    mirror.routes["/a/t10k-images-idx3-ubyte.gz"] = [("drop", body), ("ok", body)]  # drops once, then serves
     with pytest.raises(DownloadError, match=r"t10k-images-idx3-ubyte.gz: connection dropped after \d+ of 1602073 bytes"):
         datasets.load("mnist", mirrors=[mirror.url("a")])
     assert leftovers(cache / "mnist") == ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"]  # whole, verified

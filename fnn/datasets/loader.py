@@ -37,8 +37,10 @@ def pins(spec: Spec) -> dict:
 
 
 def _idx(spec, paths) -> tuple:
-    data = {f.name: (paths[f.name], read_verified(paths[f.name], f)) for f in spec.files}
-    arrays = [parse_idx(content, str(path), ndim=3 if "images" in name else 1) for name, (path, content) in data.items()]
+    arrays = []
+    for f in spec.files:  # train images, train labels, test images, test labels
+        path = paths[f.name]
+        arrays.append(parse_idx(read_verified(path, f), str(path), ndim=3 if "images" in f.name else 1))
     x_train, y_train, x_test, y_test = arrays
     return x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64), list(spec.classes)
 
