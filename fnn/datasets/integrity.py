@@ -7,6 +7,7 @@ may hold ``train-images-idx3-ubyte.gz`` or ``train-images-idx3-ubyte``.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import os
@@ -29,42 +30,46 @@ def _open(path, gunzip: bool):
     return gzip.open(path, "rb") if gunzip and is_gzip(path) else open(path, "rb")
 
 
+@contextlib.contextmanager
+def _reading(path, gunzip: bool):
+    """Open the contents of ``path``; any problem reading them becomes a :class:`DatasetError` naming it."""
+    try:
+        with _open(path, gunzip) as f:
+            yield f
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: no such file") from None
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise DatasetError(f"{path}: corrupt or truncated gzip data ({e})") from None
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot read ({e.strerror or e})") from None
+
+
+def _oversized(path, limit):
+    return DatasetError(f"{path}: oversized: more than the {limit} bytes expected")
+
+
 def read_content(path, limit: int = MAX_CONTENT) -> bytes:
     """The (gunzipped) contents of ``path``; at most ``limit`` bytes, else an "oversized" error.
 
     Raises:
       DatasetError: missing or unreadable file, corrupt or truncated gzip data, oversized contents.
     """
-    try:
-        with _open(path, True) as f:
-            data = f.read(limit + 1)
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: no such file") from None
-    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
-        raise DatasetError(f"{path}: corrupt or truncated gzip data ({e})") from None
-    except OSError as e:
-        raise DatasetError(f"{path}: cannot read ({e.strerror or e})") from None
+    with _reading(path, True) as f:
+        data = f.read(limit + 1)
     if len(data) > limit:
-        raise DatasetError(f"{path}: oversized: more than the {limit} bytes expected")
+        raise _oversized(path, limit)
     return data
 
 
 def digest(path, gunzip: bool = True, limit: int = MAX_CONTENT) -> tuple:
     """``(md5 hex, size)`` of the contents of ``path``, read in chunks (never all in memory)."""
     md5, size = hashlib.md5(), 0
-    try:
-        with _open(path, gunzip) as f:
-            while chunk := f.read(CHUNK):
-                md5.update(chunk)
-                size += len(chunk)
-                if size > limit:
-                    raise DatasetError(f"{path}: oversized: more than the {limit} bytes expected")
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: no such file") from None
-    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
-        raise DatasetError(f"{path}: corrupt or truncated gzip data ({e})") from None
-    except OSError as e:
-        raise DatasetError(f"{path}: cannot read ({e.strerror or e})") from None
+    with _reading(path, gunzip) as f:
+        while chunk := f.read(CHUNK):
+            md5.update(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise _oversized(path, limit)
     return md5.hexdigest(), size
 
 
