@@ -53,10 +53,10 @@ def tiny_contents(seed=0) -> dict:
     return {f"{n}.gz": idx_bytes(a) for n, a in zip(IDX_NAMES, tiny_arrays(seed))}
 
 
-def tiny_spec(contents: dict, name="tiny", mirrors=()) -> Spec:
+def tiny_spec(contents: dict, name="tiny", mirrors=(), shape=(4, 4)) -> Spec:
     """A registry entry pinning ``contents`` (served name -> uncompressed bytes)."""
     files = tuple(FileSpec(n, md5(c), len(c)) for n, c in contents.items())
-    return Spec(name, "tiny test set", "idx", files, tuple(mirrors), ("a", "b", "c"), "test data")
+    return Spec(name, "tiny test set", "idx", files, tuple(mirrors), ("a", "b", "c"), "test data", shape)
 
 
 def write_files(folder, contents: dict, compress=True) -> Path:
@@ -128,7 +128,8 @@ def cifar_spec(path, mirrors=()) -> Spec:
     """A ``cifar10`` registry entry pinning the archive at ``path`` (as the real one pins its archive)."""
     data = Path(path).read_bytes()
     files = (FileSpec("cifar-10-binary.tar.gz", md5(data), len(data), gunzip=False),)
-    return Spec("cifar10", "test CIFAR-10", "cifar10", files, tuple(mirrors), tuple(CIFAR_CLASSES), "test data")
+    classes = tuple(CIFAR_CLASSES)
+    return Spec("cifar10", "test CIFAR-10", "cifar10", files, tuple(mirrors), classes, "test data", (32, 32, 3))
 
 
 # ---------------------------------------------------------------- a local mirror

@@ -225,6 +225,18 @@ def test_a_bad_file_outside_the_cache_is_an_error_naming_it_and_both_digests(tmp
     assert md5(contents["t10k-labels-idx1-ubyte.gz"]) in message and md5(idx_bytes([2] * 10)) in message
 
 
+def test_images_of_another_shape_than_the_registry_says_are_refused(tmp_path):
+    contents = tiny_contents()
+    write_files(tmp_path / "tiny", contents)
+    with pytest.raises(DatasetError, match=r"images are \(4, 4\) and \(4, 4\), tiny has \(5, 5\)"):
+        datasets.load(tiny_spec(contents, shape=(5, 5)), data_dir=tmp_path, download=False)
+
+
+def test_registry_shapes_give_the_features_before_loading():
+    shapes = {name: spec.shape for name, spec in datasets.REGISTRY.items()}
+    assert shapes == {"mnist": (28, 28), "fashion-mnist": (28, 28), "cifar10": (32, 32, 3)}
+
+
 def test_unknown_name_lists_the_known_ones():
     with pytest.raises(DatasetError, match="unknown dataset 'mnits'; known: mnist, fashion-mnist, cifar10"):
         datasets.load("mnits")

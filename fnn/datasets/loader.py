@@ -58,6 +58,8 @@ def build(spec: Spec, paths: dict, source: str) -> Dataset:
     """Verify and parse the files ``paths`` (served name -> path) of ``spec`` into a :class:`Dataset`."""
     x_train, y_train, x_test, y_test, classes = PARSERS[spec.kind](spec, paths)
     where = str(next(iter(paths.values())).parent)
+    if spec.shape and (x_train.shape[1:] != spec.shape or x_test.shape[1:] != spec.shape):
+        raise DatasetError(f"{where}: images are {x_train.shape[1:]} and {x_test.shape[1:]}, {spec.name} has {spec.shape}")
     check_pair(x_train, y_train, f"{where} (train)", len(classes))
     check_pair(x_test, y_test, f"{where} (test)", len(classes))
     return Dataset(spec.name, x_train, y_train, x_test, y_test, classes, source, pins(spec))

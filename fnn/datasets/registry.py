@@ -44,7 +44,11 @@ class FileSpec:
 
 @attrs.frozen
 class Spec:
-    """A known dataset: ``kind`` picks the parser (``"idx"`` or ``"cifar10"``)."""
+    """A known dataset: ``kind`` picks the parser (``"idx"`` or ``"cifar10"``); ``shape`` is one example's.
+
+    ``shape`` (e.g. ``(28, 28)``) lets a caller check an architecture before
+    anything is loaded or downloaded.
+    """
 
     name: str
     title: str
@@ -53,6 +57,7 @@ class Spec:
     mirrors: tuple
     classes: tuple
     license: str
+    shape: tuple = ()
     shape: tuple = ()  # one example's shape, e.g. (28, 28): lets callers check an architecture before loading
 
 
