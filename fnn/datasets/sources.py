@@ -2,7 +2,8 @@
 
 1. ``data_dir`` (or ``$FNN_DATA_DIR``): ``<data_dir>/<name>/``, then ``<data_dir>/`` itself;
 2. the cache: ``$XDG_CACHE_HOME/fnn/<name>/``, else ``~/.cache/fnn/<name>/``;
-3. the system folder ``/usr/share/datasets/<name>/`` (Debian's ``dataset-fashion-mnist``);
+3. the system folder ``/usr/share/datasets/<name>/`` (Debian's ``dataset-fashion-mnist`` installs
+   the four upstream files there under their upstream names, still gzipped);
 4. the copy shipped inside the package, ``fnn/datasets/data/<name>/`` (MNIST);
 5. a download from the mirrors into the cache.
 
