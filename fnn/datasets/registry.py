@@ -57,7 +57,6 @@ class Spec:
     mirrors: tuple
     classes: tuple
     license: str
-    shape: tuple = ()
     shape: tuple = ()  # one example's shape, e.g. (28, 28): lets callers check an architecture before loading
 
 
