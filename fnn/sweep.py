@@ -11,10 +11,12 @@ every combination of the grid's values, on top of ``base``, is one run:
       optimizer: [sgd, adam]
       lr: [0.001, 0.01]
 
-``run_sweep`` trains each in its own process (``jobs`` at a time) into
-``out/<name>/`` and writes ``out/results.md`` and ``out/results.csv`` sorted by
-validation accuracy. A failing configuration is recorded with its error; the
-others go on.
+``run_sweep`` trains each in its own process (``jobs`` at a time), or as a
+task on a Dask cluster (``scheduler=``, see :mod:`fnn.distributed`), into
+``out/<name>/`` and writes ``out/results.md``, ``results.csv`` and
+``results.json`` sorted by validation accuracy, and the comparison figures
+``val_curves.png`` and ``accuracy_vs_cost.png``. A failing configuration is
+recorded with its error; the others go on.
 """
 
 from __future__ import annotations
@@ -76,20 +78,28 @@ def load_sweep(path) -> list[tuple[str, FitConfig]]:
         raise ConfigError(f"{path}: {e}") from None
 
 
-def run_one(name, config, out_dir, data_dir=None, threads=1) -> dict:
-    """Train one configuration; returns its result row (never raises for a failing config)."""
+def failed_row(name, config, error) -> dict:
+    """The result row of a configuration that could not be trained, with its ``error`` text."""
+    row = {"name": name, "status": "failed", "error": str(error)}
+    if not isinstance(config, Exception):
+        row.update(optimizer=config.optimizer, lr=config.lr, arch=config.arch_name)
+    return row
+
+
+def run_one(name, config, out_dir, data_dir=None, threads=1, dataset=None) -> dict:
+    """Train one configuration into ``out_dir``; returns its result row (never raises for a failing config).
+
+    ``dataset`` (a loaded :class:`fnn.datasets.Dataset`) skips loading ``config.dataset``.
+    """
     from fnn.fit import fit
 
-    row = {"name": name, "status": "failed", "error": ""}
     if isinstance(config, Exception):
-        row["error"] = str(config)
-        return row
-    row.update(optimizer=config.optimizer, lr=config.lr, arch=config.arch_name)
+        return failed_row(name, config, config)
     try:
-        summary = fit(config, out_dir, data_dir=data_dir, threads=threads)
+        summary = fit(config, out_dir, data_dir=data_dir, threads=threads, dataset=dataset)
     except Exception as e:  # noqa: BLE001 - a sweep records any failure and goes on
-        row["error"] = f"{type(e).__name__}: {e}"
-        return row
+        return failed_row(name, config, f"{type(e).__name__}: {e}")
+    row = failed_row(name, config, "")
     row.update(
         status="done",
         val_accuracy=summary["val_accuracy"],
@@ -101,30 +111,42 @@ def run_one(name, config, out_dir, data_dir=None, threads=1) -> dict:
     return row
 
 
-def run_sweep(configs, out, jobs=1, data_dir=None, on_result=None) -> list[dict]:
+def run_sweep(configs, out, jobs=1, data_dir=None, on_result=None, scheduler=None, figures=True) -> list[dict]:
     """Run ``configs`` (from :func:`expand`) into ``out/<name>/``, ``jobs`` processes at a time.
 
-    ``on_result(row, done, total)`` is called as each run finishes. Returns the
-    rows sorted by validation accuracy (failed runs last) and writes
-    ``results.md`` / ``results.csv`` in ``out``.
+    With ``scheduler`` (``"tcp://HOST:PORT"``, ``"local:N"`` or a
+    ``distributed.Client``) each configuration is a task on that Dask cluster
+    instead (:func:`fnn.distributed.run_on_cluster`); the run folders are the
+    same. ``on_result(row, done, total)`` is called as each run finishes.
+    Returns the rows sorted by validation accuracy (failed runs last) and
+    writes ``results.md`` / ``results.csv`` / ``results.json`` and (with
+    ``figures``) the comparison figures in ``out``.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    if jobs <= 1:
+
+    def collect(row):
+        rows.append(row)
+        if on_result:
+            on_result(row, len(rows), len(configs))
+
+    if scheduler is not None:
+        from fnn.distributed import run_on_cluster
+
+        run_on_cluster(configs, out, scheduler, data_dir, collect)
+    elif jobs <= 1:
         for name, config in configs:
-            rows.append(run_one(name, config, out / name, data_dir))
-            if on_result:
-                on_result(rows[-1], len(rows), len(configs))
+            collect(run_one(name, config, out / name, data_dir))
     else:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             futures = [pool.submit(run_one, name, config, out / name, data_dir) for name, config in configs]
             for fut in as_completed(futures):
-                rows.append(fut.result())
-                if on_result:
-                    on_result(rows[-1], len(rows), len(configs))
+                collect(fut.result())
     rows = sort_rows(rows)
     write_results(out, rows)
+    if figures:
+        write_figures(out, rows)
     return rows
 
 
@@ -146,6 +168,7 @@ def format_table(rows) -> str:
 
 
 def write_results(out, rows) -> None:
+    """``results.md``, ``results.csv`` and ``results.json`` in ``out``."""
     from fnn.io import atomic_write
 
     out = Path(out)
@@ -160,4 +183,22 @@ def write_results(out, rows) -> None:
     atomic_write(out / "results.json", lambda f: f.write(text.encode()))
 
 
-__all__ = ["expand", "load_sweep", "run_one", "run_sweep", "format_table", "sort_rows"]
+CURVES_FILE, SCATTER_FILE = "val_curves.png", "accuracy_vs_cost.png"
+
+
+def write_figures(out, rows) -> list[Path]:
+    """The comparison figures of the finished runs (:mod:`fnn.plotting`): validation curves, accuracy vs cost."""
+    from fnn import plotting, runs
+
+    out = Path(out)
+    done = [r for r in rows if r["status"] == "done"]
+    if not done:
+        return []
+    histories = {r["name"]: runs.read_metrics(out / r["name"]) for r in done}
+    points = [{"name": r["name"], "test_accuracy": r["test_accuracy"], "params": r["params"], "train_seconds": r["seconds"]}
+              for r in done]
+    return [plotting.compare_curves(histories, out / CURVES_FILE, title="Sweep: validation curves"),
+            plotting.compare_scatter(points, out / SCATTER_FILE, title="Sweep: test accuracy against size and time")]
+
+
+__all__ = ["expand", "load_sweep", "run_one", "run_sweep", "failed_row", "format_table", "sort_rows", "write_figures"]
