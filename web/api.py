@@ -58,7 +58,7 @@ def decode_image_field(value) -> bytes:
     if value.startswith("data:"):
         match = _DATA_URL.match(value)
         if not match:
-            raise BadRequest("'image' must be a data:image/png;base64 or data:image/jpeg;base64 URL")
+            raise BadRequest("'image' must be a PNG or JPEG data URL (data:image/png;base64,... or data:image/jpeg;base64,...)")
         value = value[match.end() :]
     try:
         data = base64.b64decode(value, validate=True)

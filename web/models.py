@@ -30,6 +30,8 @@ class ServedModel(NamedTuple):
     classes: list
     test_accuracy: float | None
     dataset: str | None
+    mean: np.ndarray | None = None  # the standardization the model was trained with, (784,) or ()
+    std: np.ndarray | None = None
 
     def describe(self) -> dict:
         """What ``GET /api/models`` shows of this model."""
@@ -68,6 +70,7 @@ def load_one(path, taken=()) -> ServedModel:
     if not isinstance(classes, list) or len(classes) != n:
         raise ModelLoadError(f"{file}: metadata 'classes' must list {n} names, one per output")
     classes = [str(c) for c in classes]
+    mean, std = standardization(file, meta.get("preprocessing"))
     summary = runs.read_summary(file.parent) if file.name == runs.MODEL else {}
     accuracy = meta.get("test_accuracy", summary.get("test_accuracy"))
     dataset = meta.get("dataset", summary.get("dataset"))
@@ -78,7 +81,23 @@ def load_one(path, taken=()) -> ServedModel:
         classes,
         float(accuracy) if isinstance(accuracy, (int, float)) else None,
         dataset if isinstance(dataset, str) else None,
+        mean,
+        std,
     )
+
+
+def standardization(file, prep):
+    """``(mean, std)`` float32 arrays from the model's ``preprocessing`` metadata, or ``(None, None)``."""
+    if not isinstance(prep, dict) or prep.get("mean") is None:
+        return None, None
+    try:
+        mean, std = np.asarray(prep["mean"], np.float32), np.asarray(prep.get("std"), np.float32)
+    except (TypeError, ValueError):
+        mean = std = None
+    ok = mean is not None and all(a.shape in ((), (784,)) and np.isfinite(a).all() for a in (mean, std))
+    if not ok or (std <= 0).any():
+        raise ModelLoadError(f"{file}: preprocessing mean/std must be finite numbers or 784 of them, std > 0")
+    return mean, std
 
 
 def load_all(paths) -> Registry:
@@ -114,7 +133,10 @@ def registry(app) -> Registry:
 
 def answer(served: ServedModel, x) -> dict:
     """The model's answer for one input ``x`` ``(784,)``: ``label`` (index), ``class``, ``confidence``, ``probabilities``."""
-    p = fnn.predict_proba(served.model, served.params, x.reshape(1, -1))[0]
+    x = x.reshape(1, -1)
+    if served.mean is not None:
+        x = (x - served.mean) / served.std
+    p = fnn.predict_proba(served.model, served.params, x)[0]
     label = int(p.argmax())
     return {
         "model": served.name,
