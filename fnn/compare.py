@@ -60,7 +60,7 @@ def markdown(rows) -> str:
              num(r.get("lr"), "g"))
             for i, r in enumerate(rows, 1)]
     head = ["rank", "model", "test accuracy", "test loss", "params", "epochs", "seconds", "optimizer", "lr"]
-    return "\n".join(table(head, body)) + "\n"
+    return "\n".join(table(head, body, align="rlrrrrrlr")) + "\n"
 
 
 def to_csv(rows) -> str:

@@ -206,6 +206,7 @@ def confused_pairs(cm, classes, path, top=10, title="Most confused class pairs")
             ax.set_yticks(range(len(pairs)), [f"{names[i]} → {names[j]}" for i, j, _ in pairs])
             ax.invert_yaxis()
             ax.set_xlim(0, max(counts) * 1.55)
+            ax.xaxis.get_major_locator().set_params(integer=True)
             ax.set(xlabel="test examples (true → predicted)", title=title)
             ax.grid(axis="y", visible=False)
     return Path(path)
@@ -384,22 +385,32 @@ def compare_curves(histories, path, title="Validation curves"):
 
 
 def compare_scatter(rows, path, title="Test accuracy against size and time"):
-    """Test accuracy against parameter count (log scale) and against training seconds.
+    """Test accuracy against parameter count and against training seconds, each point labelled.
 
-    ``rows``: dicts with ``name``, ``test_accuracy``, ``params``, ``train_seconds``.
+    ``rows``: dicts with ``name``, ``test_accuracy``, ``params``, ``train_seconds``
+    (None where unknown). The parameter axis is logarithmic when counts span more than 20x.
     """
+    from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
+
     colors = _palette(len(rows))
-    with _figure(12, 4.4, path) as fig:
+    with _figure(12, 4.6, path) as fig:
         axes = fig.subplots(1, 2)
         for ax, key, label in ((axes[0], "params", "parameters"), (axes[1], "train_seconds", "training time (s)")):
+            xs = []
             for r, color in zip(rows, colors):
                 if r.get(key) is None or r.get("test_accuracy") is None:
                     continue
+                xs.append(r[key])
                 ax.scatter(r[key], r["test_accuracy"], s=60, color=color, label=r["name"], zorder=3)
+                ax.annotate(f"{r['test_accuracy']:.2%}", (r[key], r["test_accuracy"]), xytext=(7, 5),
+                            textcoords="offset points", fontsize=9, color="#333")
             ax.set(xlabel=label, ylabel="test accuracy", title=f"Test accuracy vs {label.split(' (')[0]}")
-            ax.margins(x=0.15, y=0.25)
-            ax.yaxis.set_major_formatter(_percent())
-        axes[0].set_xscale("log")
+            ax.margins(x=0.18, y=0.3)
+            ax.yaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 5, 10]))
+            ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+            if key == "params" and xs and min(xs) > 0 and max(xs) / min(xs) > 20:
+                ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(FuncFormatter(_count_label) if key == "params" else FuncFormatter(lambda v, _: f"{v:g}"))
         handles, labels = axes[0].get_legend_handles_labels()
         if handles:
             fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(handles)))
@@ -407,10 +418,9 @@ def compare_scatter(rows, path, title="Test accuracy against size and time"):
     return Path(path)
 
 
-def _percent():
-    from matplotlib.ticker import PercentFormatter
-
-    return PercentFormatter(1.0, decimals=1)
+def _count_label(v, _=None):
+    """``50000 -> "50k"``, ``2500000 -> "2.5M"``."""
+    return f"{v / 1e6:g}M" if abs(v) >= 1e6 else f"{v / 1e3:g}k" if abs(v) >= 1e3 else f"{v:g}"
 
 
 def _palette(n):

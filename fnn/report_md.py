@@ -26,10 +26,11 @@ def pct(x, digits=2) -> str:
     return "n/a" if x is None else f"{100 * x:.{digits}f}%"
 
 
-def table(header, rows) -> list[str]:
-    """A Markdown table; the first column left-aligned, the others right-aligned."""
-    align = ["---"] + ["---:"] * (len(header) - 1)
-    return ["| " + " | ".join(map(str, r)) + " |" for r in (header, align, *rows)]
+def table(header, rows, align=None) -> list[str]:
+    """A Markdown table. ``align``: one letter per column, ``l`` or ``r`` (default: first left, others right)."""
+    align = align or "l" + "r" * (len(header) - 1)
+    rule = ["---" if a == "l" else "---:" for a in align]
+    return ["| " + " | ".join(map(str, r)) + " |" for r in (header, rule, *rows)]
 
 
 def insights(result) -> list[str]:
@@ -40,9 +41,11 @@ def insights(result) -> list[str]:
     hardest = sorted(present, key=lambda c: (c["recall"], c["class"]))[:3]
     if hardest:
         parts = []
+        names, cm = result["classes"], result["confusion_matrix"]
         for c in hardest:
-            worst = [p for p in pairs if p["true"] == c["class"]][:2]
-            taken = ", ".join(f"{p['pred']} ({p['count']})" for p in worst)
+            row = cm[names.index(c["class"])]
+            worst = sorted((-n, j) for j, n in enumerate(row) if n and names[j] != c["class"])[:2]
+            taken = ", ".join(f"{names[j]} ({-n})" for n, j in worst)
             parts.append(f"**{c['class']}** ({pct(c['recall'], 1)} recall" + (f"; taken for {taken}" if taken else "") + ")")
         out.append("Hardest classes: " + "; ".join(parts) + ".")
     low_p = min(per, key=lambda c: (c["precision"], c["class"]))
