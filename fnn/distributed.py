@@ -83,12 +83,8 @@ def connect(scheduler):
         return
     kind, where = parse_scheduler(scheduler)
     distributed = require_dask()
-    import logging
-
     if kind == "local":
-        cluster = distributed.LocalCluster(n_workers=where, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                           dashboard_address=None, silence_logs=logging.ERROR)
-        with cluster, distributed.Client(cluster) as client:
+        with local_cluster(where) as cluster, distributed.Client(cluster) as client:
             yield client
         return
     try:
@@ -97,6 +93,19 @@ def connect(scheduler):
         raise SchedulerError(f"scheduler {where}: cannot connect ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no answer'})") from None
     with client:
         yield client
+
+
+def local_cluster(n_workers: int):
+    """A ``LocalCluster`` of ``n_workers`` single-threaded worker processes, on 127.0.0.1 only, dashboard off.
+
+    The scheduler's small HTTP server (health checks) listens on a free loopback port.
+    """
+    import logging
+
+    distributed = require_dask()
+    return distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                    dashboard_address=None, silence_logs=logging.ERROR,
+                                    scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"})
 
 
 def train_task(name, config, dataset) -> dict:
@@ -187,5 +196,5 @@ def run_on_cluster(configs, out, scheduler, data_dir=None, on_row=None) -> list[
     return rows
 
 
-__all__ = ["parse_scheduler", "require_dask", "connect", "train_task", "write_run", "run_on_cluster",
+__all__ = ["parse_scheduler", "require_dask", "connect", "local_cluster", "train_task", "write_run", "run_on_cluster",
            "DaskMissing", "SchedulerError", "INSTALL_HINT"]

@@ -11,7 +11,6 @@ either way). The script checks that both sweeps give bit-identical weights.
 """
 
 import argparse
-import logging
 import tempfile
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from fnn import datasets, io, sweep
+from fnn.distributed import local_cluster
 from fnn.tree import tree_equal
 
 GRID = {"arch": ["784,64,10", "784,128,10"], "optimizer": ["sgd", "adam"], "lr": [0.001, 0.01]}
@@ -52,9 +52,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="fnn-sweep-bench-") as tmp:
         runs = configs(tmp, args.quick, args.epochs)
         local_rows, local_s = timed(lambda: sweep.run_sweep(runs, Path(tmp) / "local", jobs=1, figures=False))
-        cluster, start_s = timed(lambda: distributed.LocalCluster(
-            n_workers=args.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-            dashboard_address=None, silence_logs=logging.ERROR))
+        cluster, start_s = timed(lambda: local_cluster(args.workers))
         with cluster, distributed.Client(cluster) as client:
             client.wait_for_workers(args.workers)
             dask_rows, dask_s = timed(lambda: sweep.run_sweep(runs, Path(tmp) / "dask", scheduler=client, figures=False))
