@@ -154,3 +154,10 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(saved):
     assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
     assert fnn.load_model(path).metadata["note"] == "hi"
     assert os.path.getsize(path) == len(before)
+
+
+def test_saved_files_get_the_usual_permissions(saved):
+    path, _, _ = saved
+    mask = os.umask(0)
+    os.umask(mask)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~mask
