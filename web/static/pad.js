@@ -271,9 +271,11 @@
       if (r.model === state.model) tr.className = "selected";
       const name = document.createElement("th");
       name.scope = "row";
-      name.textContent = r.model;
+      const accuracy = document.createElement("span");
+      accuracy.className = "accuracy";
+      accuracy.textContent = r.test_accuracy == null ? "test accuracy unknown" : `${pct(r.test_accuracy)} on test`;
+      name.append(r.model, accuracy);
       const cells = [
-        r.test_accuracy == null ? "–" : pct(r.test_accuracy),
         r.class == null ? "–" : r.class,
         r.confidence == null ? "–" : pct(r.confidence),
       ].map((t) => {
