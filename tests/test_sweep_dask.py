@@ -89,6 +89,13 @@ def test_a_failing_configuration_is_reported_and_the_others_finish(cli_runner, c
     assert len(ran) == 4 and workers <= set(cluster.scheduler_info["workers"]), "every configuration ran on the cluster"
 
 
+def test_local_cluster_listens_on_loopback_and_keeps_malloc_adaptive(cluster):
+    addresses = [cluster.scheduler_address, *cluster.scheduler_info["workers"]]
+    assert len(addresses) == 3 and all(a.startswith("tcp://127.0.0.1:") for a in addresses)
+    with distributed.Client(cluster) as client:  # Dask's MALLOC_TRIM_THRESHOLD_ halves training speed (fnn.distributed)
+        assert set(client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values()) == {None}
+
+
 def test_a_killed_worker_loses_no_configuration(cluster, small_npz, tmp_path):
     # long enough tasks (about 2 s each) that the kill lands while one is running
     spec = write_spec(tmp_path / "s.yaml", small_npz, ["784,16,10", "784,32,10"], epochs=12, batch_size=8)
