@@ -173,9 +173,9 @@ def run_on_cluster(configs, out, scheduler, data_dir=None, on_row=None) -> list[
     ``on_row(row)`` is called as each run finishes (in the order they finish).
     Returns the rows in that order; never raises for a failing configuration.
     """
-    from fnn.sweep import failed_row
-
     import uuid
+
+    from fnn.sweep import failed_row
 
     distributed = require_dask()
     out, rows, token = Path(out), [], uuid.uuid4().hex[:8]

@@ -162,6 +162,15 @@ def test_without_dask_in_a_fresh_interpreter(small_npz, tmp_path):
     assert subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True).stdout.strip() == "[]"
 
 
+def test_scheduler_doctest():
+    import doctest
+
+    from fnn import distributed as fdist
+
+    result = doctest.testmod(fdist)
+    assert result.failed == 0 and result.attempted > 0
+
+
 @pytest.mark.parametrize("value, needle", [
     ("local:0", "'local:0'"), ("local:two", "'local:two'"), ("tcp://host", "'tcp://host'"), ("127.0.0.1:8786", "'127.0.0.1:8786'"),
     ("tcp://127.0.0.1:70000", "70000"),
@@ -208,6 +217,7 @@ def test_benchmark_quick_run(tmp_path):
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
     assert lines[0].startswith("sweep: 8 configurations") and lines[0].endswith("done: local 8, cluster 8")
+    assert lines[1].startswith(f"machine: {os.cpu_count()} cores, load average")
     seconds = [float(line.split()[-2]) for line in lines if line.endswith(" s")]
     assert len(seconds) == 3 and all(s > 0 for s in seconds)
     speedup = next(line for line in lines if line.startswith("speed-up:"))

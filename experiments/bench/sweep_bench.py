@@ -11,6 +11,7 @@ either way). The script checks that both sweeps give bit-identical weights.
 """
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -49,6 +50,7 @@ def main():
 
     import distributed
 
+    load = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="fnn-sweep-bench-") as tmp:
         runs = configs(tmp, args.quick, args.epochs)
         local_rows, local_s = timed(lambda: sweep.run_sweep(runs, Path(tmp) / "local", jobs=1, figures=False))
@@ -65,6 +67,7 @@ def main():
 
     what = "quick smoke run, 2000 examples, 1 epoch" if args.quick else f"MNIST, {args.epochs} epochs"
     print(f"sweep: {len(runs)} configurations ({what}); done: local {done[0]}, cluster {done[1]}")
+    print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} before the runs (other processes share the cores)")
     cluster = f"LocalCluster ({args.workers} workers)"
     print(f"{'local (1 process) sweep:':<34}{local_s:8.2f} s")
     print(f"{cluster + ' start:':<34}{start_s:8.2f} s")
