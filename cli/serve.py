@@ -48,7 +48,11 @@ def serve(models, host, port, threads):
             fail(f"no MNIST run under {runs.DEFAULT_ROOT}/ to serve: train one with `fnn-cli fit --arch 784,128,64,10`, or pass --models RUN_OR_FILE")
         paths = [str(latest)]
 
+    import logging
+
     import waitress
+
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "Task queue depth is N" under any burst
 
     from fnn.web import create_app
     from fnn.web.models import ModelLoadError, registry

@@ -123,10 +123,20 @@ def _to_arrays(im):
     if im.mode.startswith("I"):  # 16-bit grayscale PNG; Pillow's convert("L") would clip it
         return np.clip(np.asarray(im, np.float32) / 65535.0, 0.0, 1.0), None
     if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
-        la = np.asarray(im.convert("RGBA").convert("LA"), np.float32) * np.float32(1 / 255)
-        alpha = la[..., 1]
-        return la[..., 0], (alpha if alpha.min() < 1.0 else None)
-    return np.asarray(im.convert("L"), np.float32) * np.float32(1 / 255), None
+        im = (im if im.mode in ("RGBA", "LA") else im.convert("RGBA")).convert("LA")
+    else:
+        im = im.convert("L")
+    a = np.asarray(im)
+    if a.ndim == 2 or a[..., 1].min() == 255:
+        return _unit(a if a.ndim == 2 else a[..., 0]), None
+    return _unit(a[..., 0]), _unit(a[..., 1])
+
+
+def _unit(u8):
+    """uint8 -> contiguous float32 in [0, 1]."""
+    out = u8.astype(np.float32)
+    out *= np.float32(1 / 255)
+    return out
 
 
 def load_image_file(path):
@@ -169,10 +179,8 @@ def image_to_mnist(image):
       ImageError: undecodable, too large, or an array of the wrong shape or range.
     """
     if isinstance(image, (bytes, bytearray, memoryview)):
-        gray, alpha = decode_image(image)
-    else:
-        gray, alpha = _split_array(image)
-    return to_mnist(gray, alpha)
+        return to_mnist(*decode_image(image))
+    return to_mnist(*_split_array(image))
 
 
 def _split_array(a):
@@ -202,30 +210,29 @@ def to_mnist(gray, alpha=None):
         if weight * 255 < 1:  # fully transparent
             return _blank(info, "nothing drawn")
         # Flatten onto white if the visible content is dark, onto black if it is light.
-        background = 1.0 if float((gray * alpha).sum()) / weight < 0.5 else 0.0
-        gray = gray * alpha + np.float32(background) * (1 - alpha)
+        if float(np.vdot(gray, alpha)) / weight < 0.5:
+            gray = (gray - 1) * alpha + 1
+        else:
+            gray = gray * alpha
     border = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
-    level = float(np.median(border))
-    ink = gray - np.float32(level)
-    if level > 0.5:  # dark ink on a light background
-        ink = -ink
-        info["inverted"] = True
+    level = np.float32(np.median(border))
+    info["inverted"] = bool(level > 0.5)  # dark ink on a light background
+    ink = level - gray if info["inverted"] else gray - level
     contrast = float(ink.max())
     if contrast < MIN_CONTRAST:
         return _blank(info, "nothing drawn")
-    ink *= np.float32(1 / contrast)
-    ink[ink < INK] = 0  # background noise (JPEG artefacts, paper texture) and negative values
-    np.minimum(ink, 1, out=ink)
-    top, left, bottom, right = info["bbox"] = bounding_box(ink)
-    reason = blank_reason(ink)
+    top, left, bottom, right = info["bbox"] = bounding_box(ink >= INK * contrast)
+    crop = ink[top:bottom, left:right] * np.float32(1 / contrast)
+    crop[crop < INK] = 0  # background noise (JPEG artefacts, paper texture) and negative values
+    reason = _too_little(bottom - top, right - left, float(crop.sum()), h, w)
     if reason:
         return _blank(info, reason)
-    return place(scale_to_box(ink[top:bottom, left:right])).reshape(-1), info
+    return place(scale_to_box(crop)).reshape(-1), info
 
 
-def bounding_box(ink) -> list:
-    """``[top, left, bottom, right]`` of the nonzero pixels of ``ink`` ``(H, W)`` (which has some)."""
-    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+def bounding_box(mask) -> list:
+    """``[top, left, bottom, right]`` of the true (nonzero) pixels of ``mask`` ``(H, W)``, which has some."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     return [int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1]
 
 
@@ -233,8 +240,8 @@ def blank_reason(ink):
     """Why light-on-dark ``ink`` (``(H, W)``, or MNIST's ``(784,)``, in [0, 1]) counts as blank, or None.
 
     Blank: no pixel reaches ``MIN_CONTRAST``; near-blank: the pixels of at least
-    ``INK`` span under ``MIN_EXTENT`` of the longer side, or hold under
-    ``MIN_MASS`` of the area's worth of ink.
+    ``INK`` span under ``MIN_EXTENT`` of the longer side, or all of them hold
+    under ``MIN_MASS`` of the area's worth of ink.
     """
     ink = np.asarray(ink)
     if ink.ndim == 1:
@@ -242,8 +249,12 @@ def blank_reason(ink):
     if float(ink.max()) < MIN_CONTRAST:
         return "nothing drawn"
     top, left, bottom, right = bounding_box(ink >= INK)
-    h, w = ink.shape
-    if max(bottom - top, right - left) < MIN_EXTENT * max(h, w) or float(ink.sum()) < MIN_MASS * h * w:
+    return _too_little(bottom - top, right - left, float(ink[ink >= INK].sum()), *ink.shape)
+
+
+def _too_little(height, width, mass, h, w):
+    """The near-blank test: ink spanning ``height`` x ``width`` with total ``mass`` in an ``h`` x ``w`` image."""
+    if max(height, width) < MIN_EXTENT * max(h, w) or mass < MIN_MASS * h * w:
         return "too little ink to read"
     return None
 
