@@ -11,6 +11,7 @@ A layer is a :class:`Layer` tuple of pure functions:
   ``backward(dy) -> (dparams, dx)``: one forward pass whose intermediates the
   backward pass reuses. ``need_dx=False`` lets the first layer skip ``dx``.
 - ``spec``: a JSON-able description; :func:`build` turns it back into the layer.
+- ``children``: the layers a combinator holds (``serial``'s, in order); ``()`` otherwise.
 
 >>> model = serial(Dense(8), Relu, Dense(2))
 >>> out_shape, params = model.init(random.key(0), (-1, 4))
@@ -37,16 +38,17 @@ class Layer(NamedTuple):
     vjp: Callable
     spec: dict
     uses_key: bool = False
+    children: tuple = ()
 
 
-def layer(init, apply, grad, spec, vjp=None, uses_key=False) -> Layer:
+def layer(init, apply, grad, spec, vjp=None, uses_key=False, children=()) -> Layer:
     """Assemble a :class:`Layer`; without ``vjp``, backward calls ``grad`` on the saved input."""
     if vjp is None:
 
         def vjp(params, x, key=None, need_dx=True):
             return apply(params, x, key), lambda dy: grad(params, x, dy, key)
 
-    return Layer(init, apply, grad, vjp, spec, uses_key)
+    return Layer(init, apply, grad, vjp, spec, uses_key, tuple(children))
 
 
 # ---------------------------------------------------------------- Dense
@@ -68,23 +70,30 @@ def Dense(units: int, w_init="glorot_uniform", b_init="zeros") -> Layer:
         return tuple(in_shape[:-1]) + (units,), {"w": w_fn(kw, (in_shape[-1], units)), "b": b_fn(kb, (units,))}
 
     def apply(params, x, key=None):
-        y = x @ params["w"]
-        y += params["b"]
-        return y
+        return dense_forward(params, x)
 
     def grad(params, x, dy, key=None):
         """``dw = x.T @ dy``, ``db = sum over batch of dy``, ``dx = dy @ w.T``."""
-        return _dense_backward(params, x, dy, need_dx=True)
+        return dense_backward(params, x, dy, need_dx=True)
 
     def vjp(params, x, key=None, need_dx=True):
-        return apply(params, x), lambda dy: _dense_backward(params, x, dy, need_dx)
+        return apply(params, x), lambda dy: dense_backward(params, x, dy, need_dx)
 
     return layer(init, apply, grad, {"type": "Dense", "units": units, "w_init": w_init, "b_init": b_init}, vjp)
 
 
-def _dense_backward(params, x, dy, need_dx):
-    dparams = {"w": x.T @ dy, "b": dy.sum(axis=0)}
-    return dparams, (dy @ params["w"].T if need_dx else None)
+def dense_forward(params, x, out=None):
+    """``y = x @ w + b``, written into ``out`` (a ``(batch, units)`` array) when given."""
+    y = np.matmul(x, params["w"], out=out)
+    y += params["b"]
+    return y
+
+
+def dense_backward(params, x, dy, need_dx, out=None, dx=None):
+    """``({"w": x.T @ dy, "b": sum_batch dy}, dy @ w.T)``; into ``out`` (a ``{"w", "b"}`` tree) and ``dx`` when given."""
+    out = out or {"w": None, "b": None}
+    dparams = {"w": np.matmul(x.T, dy, out=out["w"]), "b": np.sum(dy, axis=0, out=out["b"])}
+    return dparams, (np.matmul(dy, params["w"].T, out=dx) if need_dx else None)
 
 
 # ---------------------------------------------------------------- elementwise
@@ -256,6 +265,12 @@ def Dropout(rate: float) -> Layer:
 # ---------------------------------------------------------------- combinators
 
 
+def child_keys(layers, key):
+    """One key per child of a combinator: ``split(key, n)`` when any child uses keys, else Nones."""
+    n = len(layers)
+    return random.split(key, n) if key is not None and any(lyr.uses_key for lyr in layers) else [None] * n
+
+
 def serial(*layers: Layer) -> Layer:
     """Compose layers left to right; params are keyed by position ``"0"``, ``"1"``, ...
 
@@ -265,9 +280,6 @@ def serial(*layers: Layer) -> Layer:
     n = len(layers)
     uses_key = any(lyr.uses_key for lyr in layers)
 
-    def child_keys(key):
-        return random.split(key, n) if uses_key and key is not None else [None] * n
-
     def init(key, in_shape):
         params, shape = {}, tuple(in_shape)
         for i, (lyr, k) in enumerate(zip(layers, random.split(key, n))):
@@ -275,7 +287,7 @@ def serial(*layers: Layer) -> Layer:
         return shape, params
 
     def apply(params, x, key=None):
-        for i, (lyr, k) in enumerate(zip(layers, child_keys(key))):
+        for i, (lyr, k) in enumerate(zip(layers, child_keys(layers, key))):
             x = lyr.apply(params[str(i)], x, k)
         return x
 
@@ -284,7 +296,7 @@ def serial(*layers: Layer) -> Layer:
 
     def vjp(params, x, key=None, need_dx=True):
         backwards = []
-        for i, (lyr, k) in enumerate(zip(layers, child_keys(key))):
+        for i, (lyr, k) in enumerate(zip(layers, child_keys(layers, key))):
             x, back = lyr.vjp(params[str(i)], x, k, need_dx=need_dx or i > 0)
             backwards.append(back)
 
@@ -296,7 +308,8 @@ def serial(*layers: Layer) -> Layer:
 
         return x, backward
 
-    return layer(init, apply, grad, {"type": "serial", "layers": [lyr.spec for lyr in layers]}, vjp, uses_key)
+    spec = {"type": "serial", "layers": [lyr.spec for lyr in layers]}
+    return layer(init, apply, grad, spec, vjp, uses_key, children=layers)
 
 
 # ---------------------------------------------------------------- builders

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fnn import layers, losses, optim
+from fnn import fast, layers, losses, optim
 from fnn.tree import tree_add
 
 
@@ -42,17 +42,28 @@ def accuracy(outputs, y) -> float:
     return float(np.mean(outputs.argmax(axis=1) == labels))
 
 
-def make_train_step(model, loss, optimizer, penalty=None):
+def make_train_step(model, loss, optimizer, penalty=None, fast_path=True):
     """A pure ``train_step(params, opt_state, (x, y), key) -> (params, opt_state, metrics)``.
 
     ``metrics`` holds the batch ``loss`` (penalty included) and ``accuracy``.
     ``penalty`` is a :class:`fnn.losses.Penalty` (L1/L2) added to the loss.
     ``key`` drives dropout; pass None for a model without randomness.
+
+    With ``fast_path`` (the default), ``serial`` models with float32 data run
+    through :mod:`fnn.fast`: the same results bit for bit, computed in buffers
+    the step owns, with parameters returned as views into flat vectors it
+    never writes again while they are held. ``fast_path=False`` keeps to the
+    plain tree code below, the reference the fast path is tested against.
     """
     vg = value_and_grad(model, loss)
+    fast_step = fast.TrainStep(model, loss, optimizer, penalty) if fast_path and fast.TrainStep.supports(model, optimizer) else None
 
     def train_step(params, opt_state, batch, key=None):
         x, y = batch
+        done = fast_step(params, opt_state, batch, key) if fast_step is not None else None
+        if done is not None:
+            params, opt_state, value, outputs = done
+            return params, opt_state, {"loss": value, "accuracy": accuracy(outputs, y)}
         value, grads, outputs = vg(params, x, y, key)
         if penalty is not None:
             value += penalty.apply(params)
@@ -66,6 +77,9 @@ def make_train_step(model, loss, optimizer, penalty=None):
 def predict_logits(model, params, x, batch_size=8192):
     """The model's raw outputs for ``x``, in chunks of ``batch_size`` rows (inference: no dropout)."""
     x = np.asarray(x)
+    out = fast.forward(model, params, x)
+    if out is not None:
+        return out
     if len(x) <= batch_size:
         return model.apply(params, x)
     return np.concatenate([model.apply(params, x[i : i + batch_size]) for i in range(0, len(x), batch_size)])

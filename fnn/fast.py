@@ -1,0 +1,387 @@
+"""The fast path behind training and inference: the same float32 math, in buffers it owns.
+
+:func:`fnn.train.make_train_step` and :func:`fnn.train.predict_logits` run
+``serial`` models (what ``mlp`` builds) through this module. A step computes
+what the plain tree code computes, bit for bit, but
+
+- each ``Dense`` layer writes its products into buffers kept per batch size
+  (``np.matmul(..., out=)``), and ReLU works in place on them: large fresh
+  arrays page-fault, and that costs as much as the products themselves;
+- every parameter gradient lands in one flat float32 vector, so the optimizer's
+  ``fused`` kernel (see :mod:`fnn.optim`) updates all parameters with a dozen
+  whole-vector ufunc calls instead of a dozen per parameter;
+- the parameters and optimizer state a step returns are trees of views into
+  flat vectors from a :class:`VectorPool`. A vector is written again only when
+  nothing outside holds it or any view of it (reference counts tell), so a
+  step still returns new values and changes nothing it was given or gave out.
+
+Other layers inside the ``serial`` run their own ``vjp``. A model that is not
+a ``serial``, an optimizer without a kernel, inputs or parameters that are not
+float32, or a second thread entering the same step take the plain path.
+
+>>> from fnn import layers, random
+>>> model = layers.mlp([4, 3, 2])
+>>> _, params = model.init(random.key(0), (-1, 4))
+>>> pool = VectorPool(Layout(params))
+>>> flat = pool.flat(params)                  # packed: a copy of the leaves
+>>> tree = pool.tree(flat)                    # a tree of views into ``flat``
+>>> pool.flat(tree) is flat                   # recognised again without a copy
+True
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import threading
+
+import numpy as np
+
+from fnn import layers
+from fnn.tree import structure, tree_flatten
+
+_DENSE_VJP = layers.Dense(1).vjp.__code__
+
+
+def kind(layer) -> str:
+    """``"dense"`` for a genuine :func:`fnn.layers.Dense`, ``"relu"`` for ReLU, else ``"other"``."""
+    if layer.vjp.__code__ is _DENSE_VJP:
+        return "dense"
+    return "relu" if layer.vjp is layers.Relu.vjp else "other"
+
+
+# ---------------------------------------------------------------- flat vectors
+
+
+class Layout:
+    """Where each leaf of a parameter tree sits in one flat vector of ``size`` float32s."""
+
+    def __init__(self, tree):
+        items = tree_flatten(tree)
+        self.template = tree
+        self.paths = [path for path, _ in items]
+        self.shapes = [np.shape(leaf) for _, leaf in items]
+        ends = np.cumsum([0] + [math.prod(s) for s in self.shapes]).tolist()
+        self.slices = [slice(a, b) for a, b in zip(ends[:-1], ends[1:])]
+        self.size = ends[-1]
+
+    def views(self, flat) -> tuple:
+        """The leaves as views into ``flat``, in flattening order."""
+        return tuple(flat[s].reshape(shape) for s, shape in zip(self.slices, self.shapes))
+
+    def tree(self, leaves):
+        """A new tree of the template's layout (empty dicts included) holding ``leaves``."""
+        return _fill(self.template, iter(leaves))
+
+    def leaves(self, tree):
+        """The leaves of ``tree`` in flattening order, or None when its layout differs."""
+        out = []
+        return out if _collect(self.template, tree, out) else None
+
+    def fits(self, leaves) -> bool:
+        """True when ``leaves`` are float32 arrays of this layout's shapes."""
+        return leaves is not None and all(
+            isinstance(a, np.ndarray) and a.dtype == np.float32 and a.shape == s for a, s in zip(leaves, self.shapes)
+        )
+
+
+def _fill(template, leaves):
+    return {k: _fill(v, leaves) if isinstance(v, dict) else next(leaves) for k, v in template.items()}
+
+
+def _collect(template, tree, out) -> bool:
+    if not isinstance(tree, dict) or len(tree) != len(template):
+        return False
+    for k, v in template.items():
+        if k not in tree:
+            return False
+        if isinstance(v, dict):
+            if not _collect(v, tree[k], out):
+                return False
+        else:
+            out.append(tree[k])
+    return True
+
+
+def _counts(entry):
+    flat, views = entry
+    return [sys.getrefcount(flat)] + [sys.getrefcount(v) for v in views]
+
+
+class VectorPool:
+    """Flat vectors of one :class:`Layout`, each with its leaf views made once.
+
+    ``take()`` returns a vector that nothing outside the pool references: not
+    the vector, not one of its views, not a view of a view (those keep the
+    vector itself alive). Recycling needs CPython's reference counts; a
+    self-check at start-up switches it off (every vector is new) where they do
+    not behave as expected. At most ``limit`` vectors are kept.
+    """
+
+    def __init__(self, layout: Layout, limit: int = 12):
+        self.layout, self.limit = layout, limit
+        self.entries, self.views_of = [], {}
+        self.free = self._calibrate()
+
+    def _make(self):
+        flat = np.empty(self.layout.size, np.float32)
+        return flat, self.layout.views(flat)
+
+    def _calibrate(self):
+        """Reference counts of a vector nobody else holds; None (no recycling) if holding one is not seen."""
+        if not hasattr(sys, "getrefcount") or not self.layout.shapes:
+            return None
+        entry = self._make()
+        free = _counts(entry)
+        held_view = entry[1][0]
+        seen_view = _counts(entry) != free
+        del held_view
+        sub = entry[1][0][:1]
+        seen_sub = _counts(entry) != free
+        del sub
+        return free if seen_view and seen_sub and _counts(entry) == free else None
+
+    def take(self):
+        """A vector nothing outside holds: a recycled one, else a new one."""
+        if self.free is not None:
+            for entry in self.entries:
+                if _counts(entry) == self.free:
+                    return entry[0]
+        entry = self._make()
+        if self.free is not None and len(self.entries) < self.limit:
+            self.entries.append(entry)
+            self.views_of[id(entry[0])] = entry[1]
+        return entry[0]
+
+    def views(self, flat) -> tuple:
+        """The leaf views of ``flat`` (made once for pooled vectors)."""
+        views = self.views_of.get(id(flat))
+        return views if views is not None and views[0].base is flat else self.layout.views(flat)
+
+    def tree(self, flat):
+        """A new tree of views into ``flat``."""
+        return self.layout.tree(self.views(flat))
+
+    def flat(self, tree):
+        """The vector behind ``tree``: found when its leaves are a pooled vector's views, else packed into one.
+
+        None when ``tree`` does not fit the layout (other keys, shapes or dtypes).
+        """
+        leaves = self.layout.leaves(tree)
+        if leaves:
+            for flat, views in self.entries:
+                if views[0] is leaves[0] and all(a is b for a, b in zip(leaves, views)):
+                    return flat
+        if not self.layout.fits(leaves):
+            return None
+        flat = self.take()
+        for view, leaf in zip(self.views(flat), leaves):
+            np.copyto(view, leaf)
+        return flat
+
+
+# ---------------------------------------------------------------- training
+
+
+class Workspace:
+    """What a training step keeps between calls for one parameter layout.
+
+    The gradient vector (with one tree of views per child layer), scratch, the
+    pool for parameters and optimizer state, and activation buffers keyed by
+    ``(name, layer, batch)``. It is also the ``ws`` the optimizers' fused kernels get.
+    """
+
+    def __init__(self, params, opt_state):
+        self.layout = Layout(params)
+        self.pool = VectorPool(self.layout)
+        self.grad = np.zeros(self.layout.size, np.float32)
+        self.tmp = np.empty(self.layout.size, np.float32)
+        self.grad_leaves = self.layout.views(self.grad)
+        self.grad_tree = self.layout.tree(self.grad_leaves)
+        self.state_paths = _params_shaped(opt_state, structure(params))
+        self.buffers = {}
+
+    def new(self):
+        return self.pool.take()
+
+    def leaves(self, *flats):
+        """``(path, view of each flat, ...)`` per parameter."""
+        views = [self.grad_leaves if f is self.grad else self.pool.views(f) for f in flats]
+        return zip(self.layout.paths, *views)
+
+    def buffer(self, name, shape):
+        """An activation buffer owned by the step (never returned to the caller)."""
+        key = (name, shape)
+        buf = self.buffers.get(key)
+        if buf is None:
+            if len(self.buffers) > 64:  # batch sizes keep changing: start over rather than hoard
+                self.buffers.clear()
+            buf = self.buffers[key] = np.empty(shape, np.float32)
+        return buf
+
+    def flat_state(self, opt_state):
+        """``opt_state`` with each params-shaped entry replaced by its flat vector, or None."""
+        for path in self.state_paths:
+            flat = self.pool.flat(_get(opt_state, path))
+            if flat is None:
+                return None
+            opt_state = _put(opt_state, path, flat)
+        return opt_state
+
+    def state_tree(self, flat_state):
+        for path in self.state_paths:
+            flat_state = _put(flat_state, path, self.pool.tree(_get(flat_state, path)))
+        return flat_state
+
+
+def _params_shaped(tree, shape, path=()):
+    """Paths (key tuples) of the subtrees of ``tree`` laid out like the parameters."""
+    if not isinstance(tree, dict):
+        return []
+    if structure(tree) == shape:
+        return [path]
+    return [p for k, v in tree.items() for p in _params_shaped(v, shape, path + (k,))]
+
+
+def _get(tree, path):
+    for k in path:
+        tree = tree[k]
+    return tree
+
+
+def _put(tree, path, value):
+    """A copy of ``tree`` (dicts along ``path`` copied, nothing else) with ``value`` at ``path``."""
+    if not path:
+        return value
+    out = dict(tree)
+    out[path[0]] = _put(tree[path[0]], path[1:], value)
+    return out
+
+
+def forward_backward(model, params, x, y, key, loss, ws):
+    """Loss value and outputs of one forward and one backward pass; the gradients land in ``ws.grad``.
+
+    ``model`` is a ``serial``: Dense layers use ``ws``'s buffers, ReLU works in
+    place on them, any other child runs its own ``vjp``.
+    """
+    children = model.children
+    saved = []  # per child: ("dense", input) | ("relu", output) | ("vjp", backward)
+    h, own = x, False  # own: h is a buffer of ours, free to overwrite
+    for i, (child, k) in enumerate(zip(children, layers.child_keys(children, key))):
+        how = kind(child)
+        p = params[str(i)]
+        if how == "dense":
+            saved.append(("dense", h))
+            h, own = layers.dense_forward(p, h, out=ws.buffer(("y", i), (len(h), p["w"].shape[1]))), True
+        elif how == "relu" and own:
+            saved.append(("relu", np.maximum(h, 0, out=h)))
+        else:
+            h, back = child.vjp(p, h, k, need_dx=i > 0)
+            saved.append(("vjp", back))
+            own = False
+    value, d = loss.value_and_grad(h, y)
+    own = False
+    for i in reversed(range(len(children))):
+        how, it = saved[i]
+        if how == "dense":
+            dx = ws.buffer(("dx", i), it.shape) if i > 0 else None
+            _, d = layers.dense_backward(params[str(i)], it, d, i > 0, out=ws.grad_tree[str(i)], dx=dx)
+            own = True
+        elif how == "relu":
+            d = np.multiply(d, it > 0, out=d if own else None)
+            own = True
+        else:
+            dparams, d = it(d)
+            by_path = dict(tree_flatten(dparams))
+            for path, g in tree_flatten(ws.grad_tree[str(i)]):
+                np.copyto(g, by_path[path])
+            own = False
+    return value, h
+
+
+def _leaves(tree):
+    return [leaf for _, leaf in tree_flatten(tree)]
+
+
+class TrainStep:
+    """``step(params, opt_state, batch, key) -> (params, opt_state, loss, outputs)`` on the fast path, or None.
+
+    None means "take the plain path" (unsupported inputs, or the step is busy in another thread).
+    """
+
+    def __init__(self, model, loss, optimizer, penalty=None):
+        self.model, self.loss, self.optimizer, self.penalty = model, loss, optimizer, penalty
+        self.ws = None
+        self.lock = threading.Lock()
+
+    @staticmethod
+    def supports(model, optimizer) -> bool:
+        return bool(model.children) and optimizer.fused is not None
+
+    def __call__(self, params, opt_state, batch, key=None):
+        x, y = batch
+        if not (isinstance(x, np.ndarray) and x.dtype == np.float32) or not self.lock.acquire(blocking=False):
+            return None
+        try:
+            return self._step(params, opt_state, x, y, key)
+        finally:
+            self.lock.release()
+
+    def _step(self, params, opt_state, x, y, key):
+        ws = self.ws
+        P = ws.pool.flat(params) if ws is not None else None
+        if P is None:  # first call, or parameters of another layout: start a new workspace
+            if not Layout(params).fits(_leaves(params)):
+                return None
+            ws = self.ws = Workspace(params, opt_state)
+            P = ws.pool.flat(params)
+        S = ws.flat_state(opt_state)
+        if S is None:
+            return None
+        value, outputs = forward_backward(self.model, params, x, y, key, self.loss, ws)
+        if self.penalty is not None:
+            value += self.penalty.apply(params)
+            for g, dp in zip(ws.grad_leaves, _leaves(self.penalty.grad(params))):
+                g += dp
+        new_state = self.optimizer.fused(ws.grad, S, P, ws)
+        new_params = np.add(P, ws.grad, out=ws.new())
+        return ws.pool.tree(new_params), ws.state_tree(new_state), value, outputs
+
+
+# ---------------------------------------------------------------- inference
+
+
+def forward(model, params, x, chunk: int = 1024):
+    """``model.apply(params, x)`` for a ``serial`` model, ``chunk`` rows at a time through reused buffers.
+
+    Returns None when the model is not a ``serial`` or ``x`` is not float32.
+    """
+    children = model.children
+    if not children or not isinstance(x, np.ndarray) or x.dtype != np.float32:
+        return None
+    if len(x) <= chunk:
+        return _forward(children, params, x, {})
+    buffers, out = {}, None
+    for start in range(0, len(x), chunk):
+        y = _forward(children, params, x[start : start + chunk], buffers)
+        if out is None:
+            out = np.empty((len(x),) + y.shape[1:], y.dtype)
+        out[start : start + len(y)] = y
+    return out
+
+
+def _forward(children, params, x, buffers):
+    h, own = x, False
+    for i, child in enumerate(children):
+        how, p = kind(child), params[str(i)]
+        if how == "dense":
+            shape = (len(h), p["w"].shape[1])
+            out = buffers.get(i)
+            if out is None or out.shape != shape:
+                out = buffers[i] = np.empty(shape, np.float32)
+            h, own = layers.dense_forward(p, h, out=out), True
+        elif how == "relu" and own:
+            np.maximum(h, 0, out=h)
+        else:
+            h, own = child.apply(p, h), False
+    return h
