@@ -131,6 +131,14 @@ def test_models_load_once_and_standardization_is_applied(tmp_path, pad_models): 
     assert np.allclose(got, want, atol=1e-5)
 
 
+def test_models_from_the_environment_for_flask_run(monkeypatch, pad_models):  # noqa: F811
+    """`flask --app fnn.web run` calls create_app() with no config: FNN_* variables set it."""
+    monkeypatch.setenv("FNN_MODELS", json.dumps([str(pad_models["small"]), str(pad_models["mnist"])]))
+    assert create_app().test_client().get("/api/models").json["default"] == "small"
+    monkeypatch.setenv("FNN_MODELS", str(pad_models["mnist"]))
+    assert list(create_app().extensions["fnn"].models) == ["mnist"]
+
+
 def test_bad_model_paths_are_named(tmp_path, pad_models):  # noqa: F811
     with pytest.raises(ModelLoadError, match="missing.npz: no such"):
         create_app({"MODELS": [tmp_path / "missing.npz"]})

@@ -121,7 +121,7 @@ def init_app(app) -> None:
         if latest is None:
             raise ModelLoadError(
                 f"no MNIST run under {app.config.get('RUNS', runs.DEFAULT_ROOT)!s}/; train one with "
-                "`fnn-cli fit --arch 784,128,64,10` or set MODELS"
+                "`fnn-cli fit --arch 784,128,64,10`, or set MODELS (FNN_MODELS in the environment)"
             )
         paths = [latest]
     app.extensions["fnn"] = load_all(paths)
