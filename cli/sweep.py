@@ -27,11 +27,17 @@ class SweepProgress:
         self.tty = self.file.isatty() if tty is None else tty
         self.drawn = 0  # lines of the live block on screen
 
+    def begin(self):
+        """On a terminal, draw the empty bar before the first run finishes."""
+        if self.tty:
+            self._write(self.bar() + "\n")
+            self.drawn = 1
+
     def __call__(self, row, done, total):
         self.done = done
         if row["status"] == "done":
             self.best = sorted(self.best + [row], key=lambda r: -(r.get("val_accuracy") or 0.0))[:BEST_SHOWN]
-            status = f"val_acc {row['val_accuracy']:.4f}  test_acc {row['test_accuracy']:.4f}  {row['seconds']:.1f}s"
+            status = f"val_acc {_num(row['val_accuracy'])}  test_acc {_num(row['test_accuracy'])}  {row['seconds']:.1f}s"
         else:
             self.failed += 1
             status = f"FAILED: {row['error']}"
@@ -42,7 +48,7 @@ class SweepProgress:
             self._write("\n".join(block) + "\n")
             self.drawn = len(block)
         else:
-            best = ", ".join(f"{r['name']} {r['val_accuracy']:.4f}" for r in self.best) or "none yet"
+            best = ", ".join(f"{r['name']} {_num(r['val_accuracy'])}" for r in self.best) or "none yet"
             self._write(f"{line}\n    best so far: {best}\n")
 
     def bar(self, width=30) -> str:
@@ -51,13 +57,18 @@ class SweepProgress:
         return f"finished [{'#' * filled}{'-' * (width - filled)}] {self.done}/{self.total}{failed}"
 
     def table(self) -> list:
-        rows = [f"  {i}. {r['name']:<30} val_acc {r['val_accuracy']:.4f}  test_acc {r['test_accuracy']:.4f}"
+        rows = [f"  {i}. {r['name']:<30} val_acc {_num(r['val_accuracy'])}  test_acc {_num(r['test_accuracy'])}"
                 for i, r in enumerate(self.best, 1)]
         return ["best so far:"] + rows if rows else []
 
     def _write(self, text):
         self.file.write(text)
         self.file.flush()
+
+
+def _num(value) -> str:
+    """An accuracy to 4 places, or ``n/a`` (no validation or test split)."""
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 @click.command()
@@ -107,7 +118,9 @@ def sweep(file, jobs, scheduler, out, data_dir):
             except ConfigError as e:
                 fail(str(e))
         click.echo(f"sweep: {len(configs)} configurations, {where_text}, into {out}")
-        rows = fsweep.run_sweep(configs, out, jobs or 1, data_dir, SweepProgress(len(configs)), scheduler=scheduler)
+        progress = SweepProgress(len(configs))
+        progress.begin()
+        rows = fsweep.run_sweep(configs, out, jobs or 1, data_dir, progress, scheduler=scheduler)
     click.echo("\n" + fsweep.format_table(rows))
     figures = [f"{out}/{f}" for f in (fsweep.CURVES_FILE, fsweep.SCATTER_FILE) if (Path(out) / f).is_file()]
     click.echo(f"table: {out}/results.md, {out}/results.csv" + (f"; figures: {', '.join(figures)}" if figures else ""))

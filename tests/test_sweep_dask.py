@@ -200,15 +200,19 @@ def test_unreachable_scheduler_and_jobs_with_scheduler_are_one_line_exit_2(cli_r
 def test_progress_on_a_terminal_redraws_the_bar_and_best_table_in_place():
     out = _io.StringIO()
     progress = SweepProgress(3, tty=True, file=out)
-    progress({"name": "a", "status": "done", "val_accuracy": 0.5, "test_accuracy": 0.4, "seconds": 1.0}, 1, 3)
+    progress.begin()
+    assert out.getvalue() == f"finished [{'-' * 30}] 0/3\n"
+    progress({"name": "a", "status": "done", "val_accuracy": 0.5, "test_accuracy": None, "seconds": 1.0}, 1, 3)
     progress({"name": "b", "status": "failed", "error": "ConfigError: bad"}, 2, 3)
     progress({"name": "c", "status": "done", "val_accuracy": 0.9, "test_accuracy": 0.8, "seconds": 1.0}, 3, 3)
     screen = out.getvalue()
-    assert "\r" not in screen and screen.count("\x1b[3F\x1b[J") == 2  # bar + heading + one best row, redrawn twice
+    assert "\r" not in screen and screen.count("\x1b[1F\x1b[J") == 1  # the empty bar, replaced
+    assert screen.count("\x1b[3F\x1b[J") == 2  # bar + heading + one best row, redrawn twice
     last = screen.rsplit("\x1b[J", 1)[1].splitlines()
     assert last[0].startswith("[3/3] c: val_acc 0.9000")
     assert last[1] == f"finished [{'#' * 30}] 3/3, 1 failed"
     assert last[2] == "best so far:" and last[3].split()[:2] == ["1.", "c"] and last[4].split()[:2] == ["2.", "a"]
+    assert last[4].endswith("test_acc n/a"), "a run without a test split"
 
 
 def test_benchmark_quick_run(tmp_path):
