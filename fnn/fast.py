@@ -54,29 +54,55 @@ def kind(layer) -> str:
 
 
 class Layout:
-    """Where each leaf of a parameter tree sits in one flat vector of ``size`` float32s."""
+    """Where each leaf of a parameter tree sits in one flat vector of ``size`` float32s.
+
+    ``walk`` lists the tree's nodes depth first as ``(parent, key, child_count or None for a leaf)``,
+    so reading the leaves of a tree and building one are flat loops.
+    """
 
     def __init__(self, tree):
         items = tree_flatten(tree)
-        self.template = tree
         self.paths = [path for path, _ in items]
         self.shapes = [np.shape(leaf) for _, leaf in items]
         ends = np.cumsum([0] + [math.prod(s) for s in self.shapes]).tolist()
         self.slices = [slice(a, b) for a, b in zip(ends[:-1], ends[1:])]
         self.size = ends[-1]
+        self.top = len(tree)
+        self.walk = []
+        _plan(tree, 0, self.walk)
 
     def views(self, flat) -> tuple:
         """The leaves as views into ``flat``, in flattening order."""
         return tuple(flat[s].reshape(shape) for s, shape in zip(self.slices, self.shapes))
 
     def tree(self, leaves):
-        """A new tree of the template's layout (empty dicts included) holding ``leaves``."""
-        return _fill(self.template, iter(leaves))
+        """A new tree of this layout (empty dicts included) holding ``leaves``."""
+        nodes, leaves = [{}], iter(leaves)
+        for parent, key, count in self.walk:
+            if count is None:
+                nodes[parent][key] = next(leaves)
+            else:
+                nodes[parent][key] = node = {}
+                nodes.append(node)
+        return nodes[0]
 
     def leaves(self, tree):
         """The leaves of ``tree`` in flattening order, or None when its layout differs."""
-        out = []
-        return out if _collect(self.template, tree, out) else None
+        if type(tree) is not dict or len(tree) != self.top:
+            return None
+        nodes, out = [tree], []
+        try:
+            for parent, key, count in self.walk:
+                node = nodes[parent][key]
+                if count is None:
+                    out.append(node)
+                elif type(node) is dict and len(node) == count:
+                    nodes.append(node)
+                else:
+                    return None
+        except (KeyError, TypeError):
+            return None
+        return out
 
     def fits(self, leaves) -> bool:
         """True when ``leaves`` are float32 arrays of this layout's shapes."""
@@ -85,27 +111,34 @@ class Layout:
         )
 
 
-def _fill(template, leaves):
-    return {k: _fill(v, leaves) if isinstance(v, dict) else next(leaves) for k, v in template.items()}
-
-
-def _collect(template, tree, out) -> bool:
-    if not isinstance(tree, dict) or len(tree) != len(template):
-        return False
-    for k, v in template.items():
-        if k not in tree:
-            return False
-        if isinstance(v, dict):
-            if not _collect(v, tree[k], out):
-                return False
+def _plan(tree, index, walk):
+    """Append ``tree``'s nodes below node number ``index`` to ``walk``, depth first."""
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            walk.append((index, key, len(value)))
+            _plan(value, sum(count is not None for _, _, count in walk), walk)
         else:
-            out.append(tree[k])
-    return True
+            walk.append((index, key, None))
 
 
-def _counts(entry):
+def _refcounts(entry):
+    """Reference counts of a pool entry's vector and of (the last of) its views."""
     flat, views = entry
-    return [sys.getrefcount(flat)] + [sys.getrefcount(v) for v in views]
+    n_flat = sys.getrefcount(flat)
+    for v in views:
+        n_view = sys.getrefcount(v)
+    return n_flat, n_view
+
+
+def _is_free(entry, free):
+    """``_refcounts(entry) == free`` for every view, stopping at the first held one (same frame layout)."""
+    flat, views = entry
+    if sys.getrefcount(flat) != free[0]:
+        return False
+    for v in views:
+        if sys.getrefcount(v) != free[1]:
+            return False
+    return True
 
 
 class VectorPool:
@@ -132,20 +165,20 @@ class VectorPool:
         if not hasattr(sys, "getrefcount") or not self.layout.shapes:
             return None
         entry = self._make()
-        free = _counts(entry)
-        held_view = entry[1][0]
-        seen_view = _counts(entry) != free
+        free = _refcounts(entry)
+        held_view = entry[1][-1]
+        seen_view = not _is_free(entry, free)
         del held_view
         sub = entry[1][0][:1]
-        seen_sub = _counts(entry) != free
+        seen_sub = not _is_free(entry, free)
         del sub
-        return free if seen_view and seen_sub and _counts(entry) == free else None
+        return free if seen_view and seen_sub and _is_free(entry, free) else None
 
     def take(self):
         """A vector nothing outside holds: a recycled one, else a new one."""
         if self.free is not None:
             for entry in self.entries:
-                if _counts(entry) == self.free:
+                if _is_free(entry, self.free):
                     return entry[0]
         entry = self._make()
         if self.free is not None and len(self.entries) < self.limit:
@@ -258,17 +291,16 @@ def _put(tree, path, value):
     return out
 
 
-def forward_backward(model, params, x, y, key, loss, ws):
+def forward_backward(children, kinds, params, x, y, key, loss, ws):
     """Loss value and outputs of one forward and one backward pass; the gradients land in ``ws.grad``.
 
-    ``model`` is a ``serial``: Dense layers use ``ws``'s buffers, ReLU works in
-    place on them, any other child runs its own ``vjp``.
+    ``children`` are a ``serial``'s layers and ``kinds`` their :func:`kind`:
+    Dense layers use ``ws``'s buffers, ReLU works in place on them, any other
+    child runs its own ``vjp``.
     """
-    children = model.children
     saved = []  # per child: ("dense", input) | ("relu", output) | ("vjp", backward)
     h, own = x, False  # own: h is a buffer of ours, free to overwrite
-    for i, (child, k) in enumerate(zip(children, layers.child_keys(children, key))):
-        how = kind(child)
+    for i, (child, how, k) in enumerate(zip(children, kinds, layers.child_keys(children, key))):
         p = params[str(i)]
         if how == "dense":
             saved.append(("dense", h))
@@ -310,7 +342,8 @@ class TrainStep:
     """
 
     def __init__(self, model, loss, optimizer, penalty=None):
-        self.model, self.loss, self.optimizer, self.penalty = model, loss, optimizer, penalty
+        self.loss, self.optimizer, self.penalty = loss, optimizer, penalty
+        self.children, self.kinds = model.children, [kind(c) for c in model.children]
         self.ws = None
         self.lock = threading.Lock()
 
@@ -338,7 +371,7 @@ class TrainStep:
         S = ws.flat_state(opt_state)
         if S is None:
             return None
-        value, outputs = forward_backward(self.model, params, x, y, key, self.loss, ws)
+        value, outputs = forward_backward(self.children, self.kinds, params, x, y, key, self.loss, ws)
         if self.penalty is not None:
             value += self.penalty.apply(params)
             for g, dp in zip(ws.grad_leaves, _leaves(self.penalty.grad(params))):

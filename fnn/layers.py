@@ -92,7 +92,7 @@ def dense_forward(params, x, out=None):
 def dense_backward(params, x, dy, need_dx, out=None, dx=None):
     """``({"w": x.T @ dy, "b": sum_batch dy}, dy @ w.T)``; into ``out`` (a ``{"w", "b"}`` tree) and ``dx`` when given."""
     out = out or {"w": None, "b": None}
-    dparams = {"w": np.matmul(x.T, dy, out=out["w"]), "b": np.sum(dy, axis=0, out=out["b"])}
+    dparams = {"w": np.matmul(x.T, dy, out=out["w"]), "b": np.add.reduce(dy, axis=0, out=out["b"])}
     return dparams, (np.matmul(dy, params["w"].T, out=dx) if need_dx else None)
 
 

@@ -1,0 +1,413 @@
+"""How fast fnn trains and predicts, side by side with the matrix products alone and with PyTorch.
+
+    python experiments/bench/speed.py              # the full run recorded in experiments/README.md
+    python experiments/bench/speed.py --quick      # a smoke run of a few seconds (CI)
+    python experiments/bench/speed.py --profile    # also: where one fnn epoch's time goes (cProfile)
+
+For each architecture (784-128-64-10 and 784-256-128-64-10 on MNIST, Adam,
+batch 128, float32) it times, in one run and interleaved epoch by epoch:
+
+- GEMM only: the same matrix products as a training epoch (469 steps: forward
+  ``x @ w`` per layer, backward ``x.T @ dy`` per layer and ``dy @ w.T`` for all
+  but the first), into preallocated buffers, on batches gathered beforehand;
+- fnn through its public API: ``fnn.make_train_step`` + ``fnn.batching.iterate_batches``
+  (shuffled uint8 batches converted per batch; the step also reports loss and accuracy);
+- PyTorch CPU, if installed: the same model, Adam, shuffled uint8 batches, loss
+  and accuracy per step, in a process of its own (its OpenMP threads spin after
+  each call and would slow NumPy's BLAS threads in the same process);
+
+then ``fnn.fit.fit`` and ``fnn-cli fit`` (``--val-split 0``, so 469 steps an epoch).
+Each figure is the median of ``--epochs`` epochs after a warm-up epoch, with min and max.
+Then single-sample predict latency (one 784-vector in, a label out), batch-10000
+inference, and the peak RSS of ``fnn-cli fit --arch 784,128,64,10`` (read from
+``wait4``'s rusage of that process). Nothing here asserts a time: it prints figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import pstats
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+
+import fnn
+from fnn import batching, datasets, losses, optim, random
+
+ARCHS = ([784, 128, 64, 10], [784, 256, 128, 64, 10])
+BATCH = 128
+
+
+def arch_name(arch):
+    return "-".join(map(str, arch))
+
+
+def spread(times):
+    """``median (min-max)`` in seconds."""
+    return f"{statistics.median(times):.3f} s ({min(times):.3f}-{max(times):.3f})"
+
+
+def machine_lines(threads):
+    from threadpoolctl import threadpool_info
+
+    blas = [f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')} x{i.get('num_threads')}" for i in threadpool_info()]
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    core = os.environ.get("OPENBLAS_CORETYPE")
+    return [
+        f"numpy {np.__version__}, BLAS: {'; '.join(blas) or 'unknown'}{f', OPENBLAS_CORETYPE={core}' if core else ''}",
+        f"cores: {os.cpu_count()}, BLAS threads: {threads or 'default'}, load average (1, 5, 15 min): {load}",
+    ]
+
+
+# ---------------------------------------------------------------- the three epochs
+
+
+class GemmOnly:
+    """The matrix products of one training epoch and nothing else, into buffers made once."""
+
+    def __init__(self, arch, x_float, n):
+        rng = np.random.default_rng(0)
+        self.ws = [rng.standard_normal((a, b)).astype(np.float32) * 0.05 for a, b in zip(arch[:-1], arch[1:])]
+        self.batches = [np.ascontiguousarray(x_float[i : i + BATCH]) for i in range(0, n, BATCH)]
+        self.grads = [np.empty_like(w) for w in self.ws]
+        self.out = {}
+        for size in {len(b) for b in self.batches}:
+            for i, w in enumerate(self.ws):
+                self.out[size, i] = np.empty((size, w.shape[1]), np.float32), np.empty((size, w.shape[0]), np.float32)
+
+    def epoch(self):
+        for x in self.batches:
+            hs = [x]
+            for i, w in enumerate(self.ws):
+                hs.append(np.matmul(hs[-1], w, out=self.out[len(x), i][0]))
+            d = hs[-1]
+            for i in reversed(range(len(self.ws))):
+                np.matmul(hs[i].T, d, out=self.grads[i])
+                if i:
+                    d = np.matmul(d, self.ws[i].T, out=self.out[len(x), i][1])
+
+
+class FnnApi:
+    """fnn's public training API: a train step fed by the seeded uint8 batch iterator."""
+
+    def __init__(self, arch, x, y, **step_options):
+        self.model = fnn.mlp(arch)
+        _, self.params = self.model.init(random.key(0), (-1, arch[0]))
+        self.opt = optim.adam(1e-3)
+        self.state = self.opt.init(self.params)
+        self.step = fnn.make_train_step(self.model, losses.softmax_cross_entropy, self.opt, **step_options)
+        self.x, self.y, self.epochs = x, y, 0
+
+    def epoch(self):
+        key = random.fold_in(random.key(1), self.epochs)
+        params, state = self.params, self.state
+        for batch in batching.iterate_batches(self.x, self.y, BATCH, key, transform=batching.to_float):
+            params, state, _ = self.step(params, state, batch)
+        self.params, self.state, self.epochs = params, state, self.epochs + 1
+
+    def accuracy(self, x_test, y_test):
+        return float(np.mean(fnn.predict(self.model, self.params, x_test) == y_test))
+
+
+class Torch:
+    """The same model, optimizer and batches in PyTorch on the CPU."""
+
+    def __init__(self, arch, x, y, threads):
+        import torch
+        from torch import nn
+
+        self.torch = torch
+        if threads:
+            torch.set_num_threads(threads)
+        torch.manual_seed(0)
+        mods = []
+        for a, b in zip(arch[:-1], arch[1:]):
+            mods += [nn.Linear(a, b), nn.ReLU()]
+        self.model = nn.Sequential(*mods[:-1])
+        try:
+            self.opt, self.fused = torch.optim.Adam(self.model.parameters(), lr=1e-3, fused=True), "fused"
+        except (RuntimeError, TypeError, ValueError):
+            self.opt, self.fused = torch.optim.Adam(self.model.parameters(), lr=1e-3), "foreach"
+        self.x = torch.from_numpy(x.reshape(len(x), -1).copy())
+        self.y = torch.from_numpy(y.astype(np.int64))
+        self.epochs = 0
+
+    def epoch(self):
+        torch, n = self.torch, len(self.y)
+        order = torch.from_numpy(random.permutation(random.fold_in(random.key(1), self.epochs), n))
+        for s in range(0, n, BATCH):
+            idx = order[s : s + BATCH]
+            xb = self.x.index_select(0, idx).float().mul_(1 / 255)
+            yb = self.y.index_select(0, idx)
+            self.opt.zero_grad(set_to_none=True)
+            logits = self.model(xb)
+            loss = torch.nn.functional.cross_entropy(logits, yb)
+            loss.backward()
+            self.opt.step()
+            loss.item(), (logits.argmax(1) == yb).float().mean().item()
+        self.epochs += 1
+
+    def predict(self, x):
+        with self.torch.no_grad():
+            return self.model(self.torch.from_numpy(x)).argmax(1).numpy()
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def torch_worker(arch, epochs, quick, threads):
+    """Run in a process of its own: PyTorch's epochs and predictions, as one JSON line."""
+    x, y, x_test, y_test = load(quick)
+    run = Torch(arch, x, y, threads)
+    times = interleaved({"torch": run.epoch}, epochs)["torch"]
+    x_test = batching.to_float(x_test)
+    one = x_test[:1].copy()
+    torch = run.torch
+    with torch.no_grad():
+        single = latency_us(lambda: int(run.model(torch.from_numpy(one)).argmax(1)[0]), 300 if quick else 3000)
+    batch = batch_ms(lambda: run.predict(x_test), 5 if quick else 30)
+    accuracy = float(np.mean(run.predict(x_test) == y_test))
+    print(json.dumps({"times": times, "adam": run.fused, "threads": torch.get_num_threads(), "version": torch.__version__,
+                      "accuracy": accuracy, "single": single, "batch": batch}))
+
+
+def torch_figures(arch, epochs, quick, threads):
+    """PyTorch's figures from :func:`torch_worker` in a subprocess, or a line saying why there are none."""
+    try:
+        import importlib.util
+
+        if importlib.util.find_spec("torch") is None:
+            return "not installed (pip install torch)"
+    except ImportError:
+        return "not installed (pip install torch)"
+    cmd = [sys.executable, __file__, "--torch-worker", arch_name(arch), "--epochs", str(epochs)]
+    cmd += (["--quick"] if quick else []) + (["--threads", str(threads)] if threads else [])
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        return f"failed: {done.stderr.strip().splitlines()[-1:] or done.returncode}"
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def interleaved(runners, epochs):
+    """One warm-up epoch each, then ``epochs`` rounds of one epoch each: ``{name: [seconds, ...]}``."""
+    for run in runners.values():
+        run()
+    times = {name: [] for name in runners}
+    for _ in range(epochs):
+        for name, run in runners.items():
+            times[name].append(timed(run))
+    return times
+
+
+# ---------------------------------------------------------------- fit and the CLI
+
+
+class EpochSeconds:
+    """A fit callback collecting each epoch's ``seconds``."""
+
+    def __init__(self):
+        self.seconds = []
+
+    def on_epoch_end(self, epoch, record):
+        self.seconds.append(record["seconds"])
+
+
+def fit_epochs(arch, epochs, dataset, threads):
+    from fnn.config import FitConfig
+    from fnn.fit import fit
+
+    times = EpochSeconds()
+    with tempfile.TemporaryDirectory() as tmp:
+        config = FitConfig.from_dict({"arch": arch, "epochs": epochs + 1, "val_split": 0.0, "dataset": dataset})
+        summary = fit(config, Path(tmp) / "run", callbacks=[times], threads=threads)
+    return times.seconds[1:], summary["test_accuracy"]
+
+
+def cli_command():
+    exe = shutil.which("fnn-cli")
+    return [exe] if exe else [sys.executable, "-c", "import sys; from fnn.cli.main import cli; sys.exit(cli())"]
+
+
+# A child's ru_maxrss counts the memory of the process it was forked from until its exec, so
+# fnn-cli is started by this small launcher, whose own size is the floor of the figure.
+LAUNCHER = """import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+open(sys.argv[1], "w").write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def run_cli(args):
+    """Run ``fnn-cli args``; returns (exit code, peak RSS of that process in MB, its output)."""
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryFile("w+") as log:
+        rss_file = f"{tmp}/maxrss"
+        code = subprocess.call([sys.executable, "-c", LAUNCHER, rss_file] + cli_command() + args, stdout=log, stderr=subprocess.STDOUT)
+        log.seek(0)
+        rss = int(open(rss_file).read()) / 1024 if os.path.exists(rss_file) else float("nan")
+        return code, rss, log.read()
+
+
+def cli_epochs(arch, epochs, dataset, threads):
+    """Seconds of each timed epoch of ``fnn-cli fit --val-split 0``, and that process's peak RSS in MB."""
+    with tempfile.TemporaryDirectory() as tmp:
+        args = ["fit", "--arch", ",".join(map(str, arch)), "--epochs", str(epochs + 1), "--val-split", "0",
+                "--dataset", dataset, "--out", f"{tmp}/run", "--quiet"] + (["--threads", str(threads)] if threads else [])
+        code, rss, out = run_cli(args)
+        if code:
+            raise RuntimeError(f"fnn-cli fit failed ({code}): {out[-500:]}")
+        records = [json.loads(line) for line in open(f"{tmp}/run/metrics.jsonl")]
+    return [r["seconds"] for r in records[1:]], rss
+
+
+# ---------------------------------------------------------------- inference
+
+
+def latency_us(fn, calls):
+    """Median, 10th and 90th percentile of single calls, in microseconds."""
+    for _ in range(min(calls, 200)):
+        fn()
+    ts = []
+    for _ in range(calls):
+        t0 = time.perf_counter_ns()
+        fn()
+        ts.append(time.perf_counter_ns() - t0)
+    ts.sort()
+    return ts[len(ts) // 2] / 1e3, ts[len(ts) // 10] / 1e3, ts[9 * len(ts) // 10] / 1e3
+
+
+def batch_ms(fn, repeat):
+    fn()
+    ts = [timed(fn) * 1e3 for _ in range(repeat)]
+    return statistics.median(ts), min(ts), max(ts)
+
+
+# ---------------------------------------------------------------- the run
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of a few seconds")
+    ap.add_argument("--epochs", type=int, help="timed epochs per figure, after one warm-up [default: 5; quick: 3]")
+    ap.add_argument("--threads", type=int, help="BLAS (and PyTorch) threads [default: the libraries' own]")
+    ap.add_argument("--no-torch", action="store_true", help="skip PyTorch even if it is installed")
+    ap.add_argument("--no-cli", action="store_true", help="skip fnn.fit.fit, fnn-cli fit and the RSS run")
+    ap.add_argument("--profile", action="store_true", help="cProfile one fnn epoch per architecture")
+    ap.add_argument("--torch-worker", metavar="ARCH", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    epochs = args.epochs or (3 if args.quick else 5)
+    if epochs < 3:
+        ap.error("--epochs must be at least 3")
+    limit = nullcontext()
+    if args.threads:
+        from threadpoolctl import threadpool_limits
+
+        limit = threadpool_limits(limits=args.threads)
+    with limit, tempfile.TemporaryDirectory() as tmp:
+        if args.torch_worker:
+            torch_worker([int(a) for a in args.torch_worker.split("-")], epochs, args.quick, args.threads)
+        else:
+            run(args, epochs, tmp)
+
+
+def load(quick):
+    """MNIST as uint8 ``(x, y, x_test, y_test)``; with ``quick``, 2048 training and 1000 test examples."""
+    ds = datasets.load("mnist")
+    if quick:
+        return ds.x_train[:2048], ds.y_train[:2048], ds.x_test[:1000], ds.y_test[:1000]
+    return ds.x_train, ds.y_train, ds.x_test, ds.y_test
+
+
+def run(args, epochs, tmp):
+    t_start = time.perf_counter()
+    x, y, x_test, y_test = load(args.quick)
+    archs, dataset = ARCHS, "mnist"
+    if args.quick:  # the subset, saved as a user dataset for the CLI
+        archs, dataset = ([784, 32, 10],), f"{tmp}/mnist-2048.npz"
+        np.savez(dataset, x=x, y=y, x_test=x_test, y_test=y_test)
+    x_float, x_test_float = batching.to_float(x), batching.to_float(x_test)
+    steps = batching.num_batches(len(y), BATCH)
+    print(f"fnn speed: MNIST {len(y)} train / {len(y_test)} test, Adam, batch {BATCH} ({steps} steps an epoch), float32")
+    for line in machine_lines(args.threads):
+        print(line)
+    print(f"epoch figures: median (min-max) of {epochs} epochs after one warm-up; GEMM and fnn interleaved\n")
+
+    for arch in archs:
+        name = arch_name(arch)
+        pt = "skipped (--no-torch)" if args.no_torch else torch_figures(arch, epochs, args.quick, args.threads)
+        gemm, api = GemmOnly(arch, x_float, len(y)), FnnApi(arch, x, y)
+        times = interleaved({"GEMM only": gemm.epoch, "fnn API": api.epoch}, epochs)
+        base, fnn_t = statistics.median(times["GEMM only"]), statistics.median(times["fnn API"])
+        print(f"{name}:")
+        for label, ts in times.items():
+            print(f"  {label:<24} {spread(ts)}  {statistics.median(ts) / base:.2f}x GEMM")
+        print(f"  fnn test accuracy        {api.accuracy(x_test_float, y_test):.4f} after {epochs + 1} epochs")
+        if isinstance(pt, dict):
+            torch_t = statistics.median(pt["times"])
+            print(f"  PyTorch {pt['version']} ({pt['adam']} Adam, {pt['threads']} threads, own process)"
+                  f"\n  {'':<24} {spread(pt['times'])}  {torch_t / base:.2f}x GEMM; fnn / PyTorch = {fnn_t / torch_t:.2f}")
+            print(f"  PyTorch test accuracy    {pt['accuracy']:.4f} after {epochs + 1} epochs")
+        else:
+            print(f"  PyTorch                  {pt}")
+        if not args.no_cli:
+            fit_times, fit_acc = fit_epochs(arch, epochs, dataset, args.threads)
+            print(f"  fnn.fit.fit              {spread(fit_times)}  {statistics.median(fit_times) / base:.2f}x GEMM")
+            cli_times, rss = cli_epochs(arch, epochs, dataset, args.threads)
+            print(f"  fnn-cli fit              {spread(cli_times)}  {statistics.median(cli_times) / base:.2f}x GEMM"
+                  f"  (peak RSS {rss:.0f} MB)")
+        if args.profile:
+            profile_epoch(api)
+        predict_figures(api, x_test_float, y_test, args.quick)
+        if isinstance(pt, dict):
+            print(f"  PyTorch predict          one vector median {pt['single'][0]:.1f} us; "
+                  f"{len(y_test)} rows median {pt['batch'][0]:.1f} ms")
+        print()
+
+    if not args.no_cli and not args.quick:  # the main job exactly as the README starts it
+        rss_args = ["fit", "--arch", "784,128,64,10", "--out", f"{tmp}/rss", "--quiet"]
+        rss_args += ["--threads", str(args.threads)] if args.threads else []
+        code, rss, out = run_cli(rss_args)
+        print(f"peak RSS of fnn-cli {' '.join(rss_args[:3])}: {rss:.0f} MB" + ("" if code == 0 else f"  (exit {code}: {out[-300:]})"))
+        for line in out.strip().splitlines()[-2:-1]:
+            print(f"  {line}")
+    print(f"load average at the end: {', '.join(f'{v:.2f}' for v in os.getloadavg())}; "
+          f"{time.perf_counter() - t_start:.0f} s in all")
+
+
+def predict_figures(api, x_test_float, y_test, quick):
+    model, params = api.model, api.params
+    one = np.ascontiguousarray(x_test_float[0])
+    med, p10, p90 = latency_us(lambda: int(fnn.predict(model, params, one.reshape(1, -1))[0]), 300 if quick else 3000)
+    print(f"  predict, one 784-vector  median {med:.1f} us (p10 {p10:.1f}, p90 {p90:.1f})")
+    med, lo, hi = batch_ms(lambda: fnn.predict(model, params, x_test_float), 5 if quick else 30)
+    print(f"  predict, {len(y_test)} rows      median {med:.1f} ms ({lo:.1f}-{hi:.1f}), float32 in, labels out")
+
+
+def profile_epoch(api):
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.runcall(api.epoch)
+    total = time.perf_counter() - t0
+    stats = pstats.Stats(prof)
+    rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:12]
+    print(f"  profile of one fnn epoch ({total:.3f} s under cProfile), by own time:")
+    for (path, line, func), (_, ncalls, tottime, cumtime, _) in rows:
+        where = f"{Path(path).name}:{line}({func})" if path != "~" else func
+        print(f"    {tottime / total * 100:5.1f}%  {tottime:.3f} s  {ncalls:>6} calls  {where}")
+
+
+if __name__ == "__main__":
+    main()
