@@ -369,7 +369,9 @@ def compare_curves(histories, path, title="Validation curves"):
     ``histories``: ``{run_name: [per-epoch dict, ...]}`` (``val_*`` keys, or the
     training ``loss``/``accuracy`` when a run has no validation).
     """
-    with _figure(12, 4.4, path) as fig:
+    many = len(histories) > 6  # a legend that would cover the curves goes beside them
+    cols = 1 if len(histories) <= 14 else 2
+    with _figure(12 + (2.6 * cols if many else 0), 4.4 if len(histories) <= 14 else 5.2, path) as fig:
         axes = fig.subplots(1, 2)
         colors = _palette(len(histories))
         for (name, hist), color in zip(histories.items(), colors):
@@ -379,7 +381,10 @@ def compare_curves(histories, path, title="Validation curves"):
         for ax, key in zip(axes, ("accuracy", "loss")):
             ax.set(title=f"Validation {key}", xlabel="epoch", ylabel=key)
             ax.xaxis.get_major_locator().set_params(integer=True)
-        axes[0].legend(loc="lower right")
+        if many:
+            fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right center", ncols=cols, fontsize=8)
+        else:
+            axes[0].legend(loc="lower right")
         fig.suptitle(title)
     return Path(path)
 
@@ -402,8 +407,9 @@ def compare_scatter(rows, path, title="Test accuracy against size and time"):
                     continue
                 xs.append(r[key])
                 ax.scatter(r[key], r["test_accuracy"], s=60, color=color, label=r["name"], zorder=3)
-                ax.annotate(f"{r['test_accuracy']:.2%}", (r[key], r["test_accuracy"]), xytext=(7, 5),
-                            textcoords="offset points", fontsize=9, color="#333")
+                if len(rows) <= 8:  # beyond that the labels pile up; the legend names the points
+                    ax.annotate(f"{r['test_accuracy']:.2%}", (r[key], r["test_accuracy"]), xytext=(7, 5),
+                                textcoords="offset points", fontsize=9, color="#333")
             ax.set(xlabel=label, ylabel="test accuracy", title=f"Test accuracy vs {label.split(' (')[0]}")
             ax.margins(x=0.18, y=0.3)
             ax.yaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 5, 10]))
