@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 from flask import Blueprint, current_app, jsonify, request
-from werkzeug.exceptions import BadRequest, NotFound, UnsupportedMediaType
+from werkzeug.exceptions import BadRequest, NotFound, RequestEntityTooLarge, UnsupportedMediaType
 
 from fnn import preprocess
 from fnn.web import models, samples
@@ -36,7 +36,10 @@ def read_body() -> dict:
     """The request's JSON object; 415 for another content type, 400 for anything but a JSON object."""
     if request.mimetype != "application/json":
         raise UnsupportedMediaType(f"Content-Type must be application/json, got {request.mimetype or 'none'!r:.60}")
-    data = request.get_data(cache=False)  # 413 past MAX_CONTENT_LENGTH
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is not None and request.content_length > limit:
+        raise RequestEntityTooLarge(f"the body is {request.content_length} bytes; the limit is {limit}")
+    data = request.get_data(cache=False)  # also 413 past the limit when no length was declared
     try:
         body = json.loads(data, parse_constant=_reject_constant)
     except RecursionError:
