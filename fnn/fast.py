@@ -383,36 +383,51 @@ class TrainStep:
 
 # ---------------------------------------------------------------- inference
 
+_plans: dict = {}
+
+
+def plan(model):
+    """``[(params key, kind, layer), ...]`` for a ``serial`` model (cached per model), or None."""
+    children = model.children
+    cached = _plans.get(id(children))
+    if cached is None or cached[0] is not children:
+        if len(_plans) > 64:
+            _plans.clear()
+        cached = _plans[id(children)] = (children, [(str(i), kind(c), c) for i, c in enumerate(children)])
+    return cached[1] if children else None
+
 
 def forward(model, params, x, chunk: int = 1024):
-    """``model.apply(params, x)`` for a ``serial`` model, ``chunk`` rows at a time through reused buffers.
+    """``model.apply(params, x)`` for a ``serial`` model, ``chunk`` rows at a time through buffers reused across chunks.
 
     Returns None when the model is not a ``serial`` or ``x`` is not float32.
     """
-    children = model.children
-    if not children or not isinstance(x, np.ndarray) or x.dtype != np.float32:
+    steps = plan(model)
+    if steps is None or not isinstance(x, np.ndarray) or x.dtype != np.float32:
         return None
     if len(x) <= chunk:
-        return _forward(children, params, x, {})
+        return _forward(steps, params, x, None)
     buffers, out = {}, None
     for start in range(0, len(x), chunk):
-        y = _forward(children, params, x[start : start + chunk], buffers)
+        y = _forward(steps, params, x[start : start + chunk], buffers)
         if out is None:
             out = np.empty((len(x),) + y.shape[1:], y.dtype)
         out[start : start + len(y)] = y
     return out
 
 
-def _forward(children, params, x, buffers):
+def _forward(steps, params, x, buffers):
+    """One chunk: Dense into ``buffers[key]`` (or fresh arrays when ``buffers`` is None), ReLU in place."""
     h, own = x, False
-    for i, child in enumerate(children):
-        how, p = kind(child), params[str(i)]
+    for key, how, child in steps:
+        p = params[key]
         if how == "dense":
-            shape = (len(h), p["w"].shape[1])
-            out = buffers.get(i)
-            if out is None or out.shape != shape:
-                out = buffers[i] = np.empty(shape, np.float32)
-            h, own = layers.dense_forward(p, h, out=out), True
+            out = None
+            if buffers is not None:
+                out = buffers.get(key)
+                if out is None or len(out) != len(h):
+                    out = buffers[key] = np.empty((len(h), p["w"].shape[1]), np.float32)
+            h, own = layers.dense_forward(p, h, out), True
         elif how == "relu" and own:
             np.maximum(h, 0, out=h)
         else:

@@ -90,9 +90,13 @@ def dense_forward(params, x, out=None):
 
 
 def dense_backward(params, x, dy, need_dx, out=None, dx=None):
-    """``({"w": x.T @ dy, "b": sum_batch dy}, dy @ w.T)``; into ``out`` (a ``{"w", "b"}`` tree) and ``dx`` when given."""
+    """``({"w": x.T @ dy, "b": 1.T @ dy}, dy @ w.T)``; into ``out`` (a ``{"w", "b"}`` tree) and ``dx`` when given.
+
+    The bias gradient, the batch sum of ``dy``, is a matrix-vector product: BLAS does it faster than a reduction.
+    """
     out = out or {"w": None, "b": None}
-    dparams = {"w": np.matmul(x.T, dy, out=out["w"]), "b": np.add.reduce(dy, axis=0, out=out["b"])}
+    ones = np.ones(len(dy), dy.dtype)
+    dparams = {"w": np.matmul(x.T, dy, out=out["w"]), "b": np.matmul(ones, dy, out=out["b"])}
     return dparams, (np.matmul(dy, params["w"].T, out=dx) if need_dx else None)
 
 
