@@ -157,6 +157,11 @@ def test_draw_predict_switch_compare_sample_upload_clear(driver, pad, tmp_path):
     ActionChains(d).send_keys(Keys.ESCAPE).perform()
     wait.until(lambda d: text(d, "label") == "?")
 
+    # A tap leaves a dot: near-blank, so no label, only an honest answer.
+    ActionChains(d).move_to_element(canvas).click().perform()
+    wait.until(lambda d: text(d, "confidence") == "Too little ink to read: draw a digit")
+    assert text(d, "label") == "?" and all(p is None for _, p, _ in bars(d))
+
     # A random test image shows its true and predicted labels.
     d.find_element(By.ID, "sample").click()
     wait.until(lambda d: d.find_element(By.ID, "sample-info").is_displayed())

@@ -43,6 +43,13 @@
     ctx.stroke();
   }
 
+  function dot(p) {
+    ctx.fillStyle = INK;
+    ctx.beginPath();
+    ctx.arc(p[0], p[1], Number($("stroke").value) / 2, 0, 2 * Math.PI);
+    ctx.fill();
+  }
+
   canvas.addEventListener("pointerdown", (e) => {
     if (e.button !== 0) return;
     e.preventDefault();
@@ -51,7 +58,7 @@
     state.drawing = true;
     state.empty = false;
     state.last = point(e);
-    stroke(state.last, state.last); // a dot for a tap
+    dot(state.last); // a tap leaves a dot
     schedule();
   });
 
@@ -199,7 +206,7 @@
     if (!a || a.blank) {
       label.textContent = "?";
       label.classList.add("idle");
-      $("confidence").textContent = a ? `Nothing to read: ${a.reason}` : "Draw a digit";
+      $("confidence").textContent = a ? `${a.reason[0].toUpperCase()}${a.reason.slice(1)}: draw a digit` : "Draw a digit";
     } else {
       label.textContent = a.class;
       label.classList.remove("idle");
