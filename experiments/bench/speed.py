@@ -168,9 +168,9 @@ def timed(fn):
     return time.perf_counter() - t0
 
 
-def torch_worker(arch, epochs, quick, threads):
+def torch_worker(arch, epochs, quick, threads, data):
     """Run in a process of its own: PyTorch's epochs and predictions, as one JSON line."""
-    x, y, x_test, y_test = load(quick)
+    x, y, x_test, y_test = load(quick, data)
     run = Torch(arch, x, y, threads)
     times = interleaved({"torch": run.epoch}, epochs)["torch"]
     x_test = batching.to_float(x_test)
@@ -184,7 +184,7 @@ def torch_worker(arch, epochs, quick, threads):
                       "accuracy": accuracy, "single": single, "batch": batch}))
 
 
-def torch_figures(arch, epochs, quick, threads):
+def torch_figures(arch, epochs, quick, threads, data):
     """PyTorch's figures from :func:`torch_worker` in a subprocess, or a line saying why there are none."""
     try:
         import importlib.util
@@ -195,6 +195,7 @@ def torch_figures(arch, epochs, quick, threads):
         return "not installed (pip install torch)"
     cmd = [sys.executable, __file__, "--torch-worker", arch_name(arch), "--epochs", str(epochs)]
     cmd += (["--quick"] if quick else []) + (["--threads", str(threads)] if threads else [])
+    cmd += ["--data", data] if data.endswith(".npz") else []
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode:
         return f"failed: {done.stderr.strip().splitlines()[-1:] or done.returncode}"
@@ -307,6 +308,7 @@ def main(argv=None):
     ap.add_argument("--no-cli", action="store_true", help="skip fnn.fit.fit, fnn-cli fit and the RSS run")
     ap.add_argument("--profile", action="store_true", help="cProfile one fnn epoch per architecture")
     ap.add_argument("--torch-worker", metavar="ARCH", help=argparse.SUPPRESS)
+    ap.add_argument("--data", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     epochs = args.epochs or (3 if args.quick else 5)
     if epochs < 3:
@@ -318,13 +320,19 @@ def main(argv=None):
         limit = threadpool_limits(limits=args.threads)
     with limit, tempfile.TemporaryDirectory() as tmp:
         if args.torch_worker:
-            torch_worker([int(a) for a in args.torch_worker.split("-")], epochs, args.quick, args.threads)
+            torch_worker([int(a) for a in args.torch_worker.split("-")], epochs, args.quick, args.threads, args.data)
         else:
             run(args, epochs, tmp)
 
 
-def load(quick):
-    """MNIST as uint8 ``(x, y, x_test, y_test)``; with ``quick``, 2048 training and 1000 test examples."""
+def load(quick, npz=None):
+    """MNIST as uint8 ``(x, y, x_test, y_test)``; with ``quick``, 2048 training and 1000 test examples.
+
+    ``npz`` is the quick run's subset, saved once for the processes it starts.
+    """
+    if npz:
+        with np.load(npz) as f:
+            return f["x"], f["y"], f["x_test"], f["y_test"]
     ds = datasets.load("mnist")
     if quick:
         return ds.x_train[:2048], ds.y_train[:2048], ds.x_test[:1000], ds.y_test[:1000]
@@ -347,7 +355,7 @@ def run(args, epochs, tmp):
 
     for arch in archs:
         name = arch_name(arch)
-        pt = "skipped (--no-torch)" if args.no_torch else torch_figures(arch, epochs, args.quick, args.threads)
+        pt = "skipped (--no-torch)" if args.no_torch else torch_figures(arch, epochs, args.quick, args.threads, dataset)
         gemm, api = GemmOnly(arch, x_float, len(y)), FnnApi(arch, x, y)
         times = interleaved({"GEMM only": gemm.epoch, "fnn API": api.epoch}, epochs)
         base, fnn_t = statistics.median(times["GEMM only"]), statistics.median(times["fnn API"])
@@ -355,9 +363,11 @@ def run(args, epochs, tmp):
         for label, ts in times.items():
             print(f"  {label:<24} {spread(ts)}  {statistics.median(ts) / base:.2f}x GEMM")
         print(f"  fnn test accuracy        {api.accuracy(x_test_float, y_test):.4f} after {epochs + 1} epochs")
+        if arch is archs[0]:
+            print(f"  {'fnn plain path':<24} {plain_check(api, arch, x, y, epochs + 1, x_test_float, y_test)}")
         if isinstance(pt, dict):
             torch_t = statistics.median(pt["times"])
-            print(f"  PyTorch {pt['version']} ({pt['adam']} Adam, {pt['threads']} threads, own process)"
+            print(f"  PyTorch {pt['version']} ({pt['adam']} Adam, {pt['threads']} thread(s), own process)"
                   f"\n  {'':<24} {spread(pt['times'])}  {torch_t / base:.2f}x GEMM; fnn / PyTorch = {fnn_t / torch_t:.2f}")
             print(f"  PyTorch test accuracy    {pt['accuracy']:.4f} after {epochs + 1} epochs")
         else:
@@ -385,6 +395,21 @@ def run(args, epochs, tmp):
             print(f"  {line}")
     print(f"load average at the end: {', '.join(f'{v:.2f}' for v in os.getloadavg())}; "
           f"{time.perf_counter() - t_start:.0f} s in all")
+
+
+def plain_check(fast_run, arch, x, y, epochs, x_test_float, y_test):
+    """Train the same epochs with ``fast_path=False`` (the plain tree code): same weights as the fast path?"""
+    try:
+        plain = FnnApi(arch, x, y, fast_path=False)
+    except TypeError:
+        return "n/a (this fnn has no fast path)"
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        plain.epoch()
+    seconds = (time.perf_counter() - t0) / epochs
+    same = fnn.tree.tree_equal(plain.params, fast_run.params)
+    return (f"{seconds:.3f} s an epoch, test accuracy {plain.accuracy(x_test_float, y_test):.4f}; "
+            f"weights bit-identical to the fast path: {'yes' if same else 'NO'}")
 
 
 def predict_figures(api, x_test_float, y_test, quick):
