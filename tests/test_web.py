@@ -81,6 +81,24 @@ def test_choose_model_and_compare(client, digits):
     assert all(0.8 < c["test_accuracy"] < 1 for c in a["compare"])
 
 
+def test_concurrent_requests_get_the_same_answers_as_sequential_ones(app, digits):
+    """Models are shared read-only by every thread: 8 threads at once answer exactly as one does."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bodies = [{"image": drawing_url(d, seed=i), "compare": True} for i, d in enumerate(digits[0])]
+    sequential = [app.test_client().post("/api/predict", json=b).json for b in bodies]
+
+    def ask(i):
+        return app.test_client().post("/api/predict", json=bodies[i % len(bodies)]).json
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(ask, range(8 * len(bodies))))
+    for i, a in enumerate(answers):
+        want = sequential[i % len(bodies)]
+        assert a["probabilities"] == want["probabilities"] and a["preview"] == want["preview"]
+        assert [c["probabilities"] for c in a["compare"]] == [c["probabilities"] for c in want["compare"]]
+
+
 def test_blank_canvas_gets_no_label(client):
     empty = data_url(png(np.zeros((280, 280, 4)), "RGBA"))
     for body in ({"image": empty}, {"pixels": [0] * 784}, {"image": empty, "compare": True}):
