@@ -6,11 +6,18 @@ records its architecture as layer specs, so :func:`load_model` rebuilds the
 model with no user code; ``metadata`` holds anything JSON (class names,
 preprocessing, metrics). ``np.load(path)`` reads the arrays too.
 
-Loading is defensive: every member name, size and ``.npy`` header is checked
-against fixed limits *before* anything is allocated; headers are parsed with
+Loading is defensive: only a regular file is opened (never a FIFO or a
+device); the zip's end record (member count, central directory size), every
+member name, size and ``.npy`` header are checked against fixed limits
+*before* anything is allocated; members must be stored uncompressed, as
+:func:`save_arrays` writes them, so there is nothing to decompress (no zip
+bomb) and the loader reads no more bytes than the file holds; the manifest is
+JSON with finite numbers and bounded nesting; headers are parsed with
 ``ast.literal_eval``; only plain numeric dtypes are accepted (never object
 arrays, so nothing is unpickled); layer types come only from
-:data:`fnn.layers.REGISTRY`. Any problem raises :class:`ModelFileError`.
+:data:`fnn.layers.REGISTRY`, and :func:`load_model` checks every declared
+array against the architecture (a shape-only ``init``, no allocation) before
+reading any. Any problem raises :class:`ModelFileError`.
 Writes are atomic: a temporary file in the same folder, fsync, rename.
 """
 
@@ -18,8 +25,10 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import os
 import re
+import stat
 import struct
 import tempfile
 import zipfile
@@ -36,6 +45,9 @@ MAX_HEADER_BYTES = 4096
 MAX_ARRAY_BYTES = 1 << 31
 MAX_TOTAL_BYTES = 1 << 32
 MAX_MEMBERS = 4096
+MAX_CENTRAL_DIRECTORY = 4 << 20  # bytes of the zip's member table
+MAX_DEPTH = 32  # dotted parts of a member name; nesting levels of the manifest
+MAX_NAME = 1024  # characters of a member name
 ALLOWED_KINDS = "fiub"
 _NAME = re.compile(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*")
 _MAGIC = b"\x93NUMPY"
@@ -121,30 +133,69 @@ def save_arrays(path, tree, manifest=None) -> None:
     atomic_write(path, write)
 
 
-def load_arrays(path):
+def load_arrays(path, check=None):
     """Read a file written by :func:`save_arrays`: ``(tree, manifest)``.
 
+    ``check(manifest)``, when given, runs after the manifest is read and
+    before any array is; it refuses the file by raising :class:`ModelFileError`.
     Raises :class:`ModelFileError` for anything that is not such a file.
     """
     path = os.fspath(path)
+    f, size = _open_regular(path)
+    with f:
+        _check_end_record(path, f, size)
+        try:
+            zf = zipfile.ZipFile(f)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, struct.error) as e:
+            raise ModelFileError(f"{path}: not an fnn .npz file ({e})") from None
+        try:
+            with zf:
+                return _read_members(path, zf, size, check)
+        except ModelFileError:
+            raise
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, struct.error, KeyError) as e:
+            raise ModelFileError(f"{path}: corrupt archive ({type(e).__name__}: {e})") from None
+
+
+def _open_regular(path):
+    """``(binary file, size)`` for a regular file; a folder, FIFO or device is refused without blocking on it."""
     try:
-        zf = zipfile.ZipFile(path)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise ModelFileError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ModelFileError(f"{path}: is a folder, not a model file") from None
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error) as e:
-        raise ModelFileError(f"{path}: not an fnn .npz file ({e})") from None
-    try:
-        with zf:
-            return _read_members(path, zf)
-    except ModelFileError:
-        raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, struct.error, KeyError) as e:
-        raise ModelFileError(f"{path}: corrupt archive ({type(e).__name__}: {e})") from None
+    except OSError as e:
+        raise ModelFileError(f"{path}: cannot open ({e.strerror or e})") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        what = "is a folder" if stat.S_ISDIR(info.st_mode) else "is not a regular file"
+        raise ModelFileError(f"{path}: {what}, not a model file")
+    return os.fdopen(fd, "rb"), info.st_size
 
 
-def _read_members(path, zf):
+_END = struct.Struct("<4s4H2LH")  # the zip's end-of-central-directory record
+
+
+def _check_end_record(path, f, size):
+    """Refuse too many members or too big a member table from the end record, before zipfile reads the table.
+
+    The record is found as :mod:`zipfile` finds it: at the very end, else the last one in the final 64 KiB.
+    """
+    tail_size = min(size, _END.size + 0xFFFF)
+    f.seek(size - tail_size)
+    tail = f.read(tail_size)
+    at = len(tail) - _END.size if tail[-_END.size :][:4] == b"PK\x05\x06" else tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < _END.size:
+        raise ModelFileError(f"{path}: not an fnn .npz file (no zip end record)")
+    _, _, _, _, members, table, _, _ = _END.unpack_from(tail, at)
+    if members > MAX_MEMBERS:
+        raise ModelFileError(f"{path}: {members} members; the limit is {MAX_MEMBERS}")
+    if table > MAX_CENTRAL_DIRECTORY:
+        raise ModelFileError(f"{path}: member table of {table} bytes; the limit is {MAX_CENTRAL_DIRECTORY}")
+    f.seek(0)
+
+
+def _read_members(path, zf, size, check):
     infos = zf.infolist()
     if len(infos) > MAX_MEMBERS:
         raise ModelFileError(f"{path}: {len(infos)} members; the limit is {MAX_MEMBERS}")
@@ -152,11 +203,19 @@ def _read_members(path, zf):
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
         raise ModelFileError(f"{path}: duplicate member names {dup[:5]}")
-    if sum(i.file_size for i in infos) > MAX_TOTAL_BYTES:
-        raise ModelFileError(f"{path}: members declare more than {MAX_TOTAL_BYTES} bytes in all")
     for name in names:
+        if len(name) > MAX_NAME or name.count(".") > MAX_DEPTH:
+            raise ModelFileError(f"{path}: member name {name!r:.60} is too long or too deep")
         if name != MANIFEST and not (name.endswith(".npy") and _NAME.fullmatch(name[:-4])):
             raise ModelFileError(f"{path}: unsafe or unexpected member name {name!r:.100}")
+    for i in infos:
+        if i.compress_type != zipfile.ZIP_STORED:
+            raise ModelFileError(f"{path}: member {i.filename} is compressed; fnn files store members uncompressed")
+        if i.compress_size != i.file_size:
+            raise ModelFileError(f"{path}: member {i.filename} declares {i.file_size} bytes but stores {i.compress_size}")
+    declared_total = sum(i.file_size for i in infos)
+    if declared_total > min(size, MAX_TOTAL_BYTES):
+        raise ModelFileError(f"{path}: members declare {declared_total} bytes, more than the file's {size} (or the limit)")
     if MANIFEST not in names:
         raise ModelFileError(f"{path}: no {MANIFEST}; not an fnn file")
     by_name = {i.filename: i for i in infos}
@@ -169,6 +228,8 @@ def _read_members(path, zf):
         raise ModelFileError(
             f"{path}: manifest lists arrays {sorted(declared)[:6]} but the file holds {sorted(members)[:6]}"
         )
+    if check is not None:
+        check(manifest)
     items = []
     for name in names:
         if name == MANIFEST:
@@ -188,16 +249,36 @@ def _read_manifest(path, zf, info):
     if len(raw) > MAX_MANIFEST_BYTES:
         raise ModelFileError(f"{path}: manifest is larger than {MAX_MANIFEST_BYTES} bytes")
     try:
-        manifest = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+        manifest = json.loads(raw.decode("utf-8"), parse_constant=_no_constants, parse_float=_finite_float)
     except (UnicodeDecodeError, json.JSONDecodeError, ValueError, RecursionError) as e:
-        raise ModelFileError(f"{path}: manifest is not valid JSON ({e})") from None
+        raise ModelFileError(f"{path}: manifest is not valid JSON ({str(e):.200})") from None
     if not isinstance(manifest, dict):
         raise ModelFileError(f"{path}: manifest must be a JSON object")
+    if _depth(manifest) > MAX_DEPTH:
+        raise ModelFileError(f"{path}: manifest is nested deeper than {MAX_DEPTH} levels")
     return manifest
 
 
 def _no_constants(name):
     raise ValueError(f"{name} is not allowed in a manifest")
+
+
+def _finite_float(text):
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text:.40} is out of range for a manifest number")
+    return value
+
+
+def _depth(value) -> int:
+    """Nesting depth of a JSON value (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
 
 
 def _read_npy(path, zf, info, declared):
@@ -288,11 +369,24 @@ def save_model(path, model, params, input_shape, metadata=None) -> None:
 def load_model(path) -> LoadedModel:
     """Load a model saved by :func:`save_model`: ``(model, params, input_shape, metadata)``.
 
-    The architecture is rebuilt from registered layer types only; the stored
-    arrays must have exactly the shapes and dtypes that architecture implies,
-    and be finite.
+    The architecture is rebuilt from registered layer types only and sized
+    with a shape-only ``init`` (no allocation); the arrays the file declares
+    must have exactly the shapes and dtypes it implies, which is checked
+    before any array is read, and be finite. The metadata keys fnn reads
+    (``classes``, ``preprocessing``, ``dataset``) are checked too.
     """
-    params, manifest = load_arrays(path)
+    built = {}
+
+    def check(manifest):
+        built.update(_check_manifest(path, manifest))
+
+    params, manifest = load_arrays(path, check)
+    params = check_params(path, params, built["expected"])
+    return LoadedModel(built["model"], params, built["input_shape"], manifest.get("metadata", {}))
+
+
+def _check_manifest(path, manifest) -> dict:
+    """The model, its input shape and its expected (shape-only) params, from a manifest that must describe them."""
     if manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
         raise ModelFileError(f"{path}: not an fnn model (format {manifest.get('format')!r:.40})")
     shape = manifest.get("input_shape")
@@ -303,13 +397,48 @@ def load_model(path) -> LoadedModel:
         raise ModelFileError(f"{path}: metadata must be a JSON object")
     try:
         model = layers.build(manifest.get("model"))
-        _, expected = model.init(None, tuple(shape))
+        out_shape, expected = model.init(None, tuple(shape))
     except layers.SpecError as e:
         raise ModelFileError(f"{path}: {e}") from None
     except (ValueError, TypeError, IndexError, OverflowError, RecursionError) as e:
         raise ModelFileError(f"{path}: the architecture does not fit input_shape {shape} ({e})") from None
-    params = check_params(path, params, expected)
-    return LoadedModel(model, params, tuple(shape), metadata)
+    declared = manifest["arrays"]
+    for p, w in tree_flatten(expected):
+        want = {"dtype": w.dtype.str, "shape": list(w.shape)}
+        if p in declared and declared[p] != want:
+            raise ModelFileError(f"{path}: parameter {p} is declared as {declared[p]!r:.80}, the architecture needs {want}")
+    features = math.prod(shape[1:]) if all(d > 0 for d in shape[1:]) else None
+    check_metadata(path, metadata, features, out_shape[-1])
+    return {"model": model, "input_shape": tuple(shape), "expected": expected}
+
+
+def check_metadata(path, metadata, features, outputs) -> None:
+    """Check the metadata keys fnn itself reads; raises :class:`ModelFileError`.
+
+    ``classes``: one name per output; ``preprocessing``: ``mean``/``std``
+    both absent or both finite (one number, or one per input feature), with
+    ``std > 0``, and ``grayscale`` a boolean; ``dataset``: a name.
+    """
+    classes = metadata.get("classes")
+    if classes is not None and not (
+        isinstance(classes, list) and len(classes) == outputs and all(isinstance(c, (str, int)) for c in classes)
+    ):
+        raise ModelFileError(f"{path}: metadata 'classes' must list {outputs} names, one per output")
+    if not isinstance(metadata.get("dataset", ""), str):
+        raise ModelFileError(f"{path}: metadata 'dataset' must be a name")
+    prep = metadata.get("preprocessing") or {}
+    if not isinstance(prep, dict) or not isinstance(prep.get("grayscale", False), bool):
+        raise ModelFileError(f"{path}: metadata 'preprocessing' must be an object (grayscale true or false)")
+    mean, std = prep.get("mean"), prep.get("std")
+    if mean is None and std is None:
+        return
+    for name, value in (("mean", mean), ("std", std)):
+        values = value if isinstance(value, list) else [value]
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        if not numbers or (isinstance(value, list) and features is not None and len(values) != features):
+            raise ModelFileError(f"{path}: preprocessing {name} must be a number or {features} numbers")
+        if name == "std" and min(values, default=0) <= 0:
+            raise ModelFileError(f"{path}: preprocessing std must be > 0")
 
 
 def check_params(path, params, expected) -> dict:
@@ -332,4 +461,5 @@ def check_params(path, params, expected) -> dict:
     return tree_map_with_path(lambda p, _: got[p], expected)
 
 
-__all__ = ["ModelFileError", "LoadedModel", "atomic_write", "save_arrays", "load_arrays", "save_model", "load_model"]
+__all__ = ["ModelFileError", "LoadedModel", "atomic_write", "save_arrays", "load_arrays", "save_model", "load_model",
+           "check_params", "check_metadata"]

@@ -163,6 +163,8 @@ Identity = elementwise("Identity", lambda x: x, np.ones_like)
 def LeakyRelu(alpha: float = 0.01) -> Layer:
     """``y = x`` where ``x > 0`` else ``alpha * x``; ``dx = dy * (1 or alpha)``."""
     alpha = float(alpha)
+    if not math.isfinite(alpha):
+        raise ValueError(f"LeakyRelu alpha must be a finite number, got {alpha}")
 
     def fn(x):
         return np.where(x > 0, x, x * x.dtype.type(alpha))
