@@ -72,6 +72,11 @@ def resolve_config(config_file, options: dict) -> FitConfig:
         fail(str(e))
 
 
+def progress_folder(progress, out) -> str:
+    """The run folder, as far as it is known."""
+    return str(getattr(progress, "out_dir", None) or out or "the run folder")
+
+
 class Progress:
     """Progress for a terminal (a bar per epoch with the live loss) or plain lines for pipes and logs."""
 
@@ -163,6 +168,10 @@ def fit(config_file, out, resume, threads, data_dir, quiet, **options):
     except TrainingDiverged as e:
         progress.close()
         raise click.ClickException(f"training diverged: {e}") from None
+    except OSError as e:  # a full disk, a folder that cannot be written; writes are atomic, so nothing is half-written
+        progress.close()
+        where = e.filename or progress_folder(progress, out)
+        raise click.ClickException(f"cannot write {where}: {e.strerror or e}; the last good checkpoint is kept") from None
     except Interrupted as e:
         progress.close()
         run = e.path.parent

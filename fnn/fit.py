@@ -195,27 +195,64 @@ def load_checkpoint(path) -> dict:
     if manifest.get("format") != CHECKPOINT_FORMAT:
         raise io.ModelFileError(f"{path}: not an fnn checkpoint")
     try:
+        _check_fields(manifest)
         return {
             "params": trees["params"],
             "opt_state": trees.get("opt_state", {}),
             "best_params": trees.get("best_params"),
             "config": FitConfig.from_dict(manifest["config"]),
             "key": np.asarray(manifest["key"], np.uint32),
-            "epoch": int(manifest["epoch"]),
-            "cursor": int(manifest["cursor"]),
-            "history": list(manifest["history"]),
+            "epoch": manifest["epoch"],
+            "cursor": manifest["cursor"],
+            "history": manifest["history"],
             "epoch_sums": dict(manifest["epoch_sums"]),
             "best": dict(manifest["best"]),
             "train_seconds": float(manifest["train_seconds"]),
             "first_loss": manifest["first_loss"],
         }
     except (KeyError, TypeError, ValueError) as e:
-        raise io.ModelFileError(f"{path}: checkpoint is incomplete ({e})") from None
+        raise io.ModelFileError(f"{path}: checkpoint is incomplete or malformed ({str(e):.200})") from None
 
 
-def _restore_layout(loaded, template):
-    """Put loaded leaves back into ``template``'s layout (empty dicts and scalar counts included)."""
-    flat = dict(fnn.tree.tree_flatten(loaded))
+def _check_fields(m) -> None:
+    """Raise ValueError unless the checkpoint manifest's training state has the types the loop relies on."""
+
+    def number(v, none_ok=False):
+        return (v is None and none_ok) or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
+
+    def count(v, none_ok=False):
+        return (v is None and none_ok) or (type(v) is int and v >= 0)
+
+    key = m["key"]
+    checks = {
+        "key": isinstance(key, list) and len(key) == len(random.key(0)) and all(type(w) is int and 0 <= w < 1 << 32 for w in key),
+        "epoch": count(m["epoch"]),
+        "cursor": count(m["cursor"]),
+        "history": isinstance(m["history"], list) and all(isinstance(r, dict) for r in m["history"]),
+        "epoch_sums": isinstance(m["epoch_sums"], dict) and set(m["epoch_sums"]) == {"loss", "correct", "count"}
+        and all(number(v) for v in m["epoch_sums"].values()),
+        "best": isinstance(m["best"], dict) and set(m["best"]) == {"epoch", "val_loss", "wait"}
+        and count(m["best"]["epoch"], True) and number(m["best"]["val_loss"], True) and count(m["best"]["wait"]),
+        "train_seconds": number(m["train_seconds"]),
+        "first_loss": number(m["first_loss"], True),
+    }
+    bad = [k for k, ok in checks.items() if not ok]
+    if bad:
+        raise ValueError(f"bad {', '.join(bad)}")
+
+
+def _restore_layout(path, loaded, template, what):
+    """Put loaded leaves back into ``template``'s layout (empty dicts and scalar counts included).
+
+    Raises :class:`fnn.io.ModelFileError` when the checkpoint's arrays do not fit the run's model
+    and optimizer (other names or shapes) or hold NaN/Inf.
+    """
+    flat, want = dict(fnn.tree.tree_flatten(loaded)), dict(fnn.tree.tree_flatten(template))
+    if flat.keys() != want.keys():
+        raise io.ModelFileError(f"{path}: checkpoint {what} {sorted(flat)[:6]} do not fit this run, which needs {sorted(want)[:6]}")
+    for p, t in want.items():
+        if np.shape(flat[p]) != np.shape(t) or not np.isfinite(flat[p]).all():
+            raise io.ModelFileError(f"{path}: checkpoint {what} {p} is {np.shape(flat[p])} or not finite; this run needs {np.shape(t)}")
     return fnn.tree.tree_map_with_path(lambda p, t: np.asarray(flat[p], dtype=np.asarray(t).dtype).reshape(np.shape(t)), template)
 
 
@@ -322,12 +359,14 @@ def fit(config: FitConfig, out_dir=None, *, resume=False, callbacks=(), data_dir
         "first_loss": None,
     }
     if previous is not None:
-        params = _restore_layout(previous["params"], params)
-        opt_state = _restore_layout(previous["opt_state"], opt_state)
+        params = _restore_layout(ckpt_path, previous["params"], params, "params")
+        opt_state = _restore_layout(ckpt_path, previous["opt_state"], opt_state, "opt_state")
         best = previous["best_params"]
         state.update({k: previous[k] for k in ("epoch", "cursor", "history", "epoch_sums", "best", "train_seconds", "first_loss")})
-        state["best_params"] = _restore_layout(best, params) if best is not None else None
+        state["best_params"] = _restore_layout(ckpt_path, best, params, "best_params") if best is not None else None
         state["config"] = config
+    # left by a run killed (kill -9, power cut) in the middle of a write
+    io.remove_temporaries(out, [runs.CHECKPOINT, runs.MODEL, runs.SUMMARY, runs.METRICS, runs.CONFIG])
     save_config(out / runs.CONFIG, config)
     _rewrite_metrics(out / runs.METRICS, state["history"])
     if previous is None:

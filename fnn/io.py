@@ -53,6 +53,9 @@ _NAME = re.compile(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*")
 _MAGIC = b"\x93NUMPY"
 
 
+_TMP_SUFFIX = ".tmp"
+
+
 class ModelFileError(ValueError):
     """A model or checkpoint file is missing, corrupt, hostile, or does not fit its architecture."""
 
@@ -68,7 +71,7 @@ def atomic_write(path, write) -> None:
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=_TMP_SUFFIX)
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
         with os.fdopen(fd, "wb") as f:
@@ -92,6 +95,20 @@ def atomic_write(path, write) -> None:
         pass
     finally:
         os.close(dir_fd)
+
+
+def remove_temporaries(folder, names) -> list:
+    """Delete the temporary files :func:`atomic_write` left for ``names`` in ``folder`` when killed mid-write.
+
+    Call it only where no other process is writing those files. Returns the names removed.
+    """
+    prefixes = tuple(f".{name}." for name in names)
+    removed = []
+    for entry in os.scandir(folder):
+        if entry.name.startswith(prefixes) and entry.name.endswith(_TMP_SUFFIX) and entry.is_file(follow_symlinks=False):
+            os.unlink(entry.path)
+            removed.append(entry.name)
+    return sorted(removed)
 
 
 def _umask() -> int:
@@ -461,5 +478,5 @@ def check_params(path, params, expected) -> dict:
     return tree_map_with_path(lambda p, _: got[p], expected)
 
 
-__all__ = ["ModelFileError", "LoadedModel", "atomic_write", "save_arrays", "load_arrays", "save_model", "load_model",
+__all__ = ["ModelFileError", "LoadedModel", "atomic_write", "remove_temporaries", "save_arrays", "load_arrays", "save_model", "load_model",
            "check_params", "check_metadata"]
