@@ -118,6 +118,11 @@ class Progress:
                 f"  lr {r['lr']:.2e}  {r['seconds']:.2f}s"
             )
 
+    def on_warning(self, text):
+        """A training problem found by the diagnostics (``--diagnostics``), said once."""
+        if not self.quiet:
+            click.echo(f"warning: {text}")
+
     def close(self):
         if self.bar is not None:
             self.bar.__exit__(None, None, None)

@@ -10,6 +10,7 @@ where an uninterrupted one does.
 Callbacks are objects with any of these methods (all optional):
 ``on_train_begin(info)``, ``on_epoch_begin(epoch, steps)``,
 ``on_step_end(epoch, step, metrics)``, ``on_epoch_end(epoch, record)``,
+``on_warning(text)`` (with ``config.diagnostics``: a training problem, said once),
 ``on_train_end(summary)``.
 """
 
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 import fnn
-from fnn import batching, io, layers, losses, optim, random, runs
+from fnn import batching, diagnostics, io, layers, losses, optim, random, runs
 from fnn.config import ConfigError, FitConfig, save_config
 from fnn.train import accuracy, evaluate, make_train_step, predict_logits
 from fnn.tree import tree_size
@@ -378,17 +379,29 @@ def fit(config: FitConfig, out_dir=None, *, resume=False, callbacks=(), data_dir
         log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
         log.flush()
 
+    def warn(texts):
+        for text in texts:
+            log_line(f"warning: {text}")
+            _call(callbacks, "on_warning", text)
+
+    diag = None
+    if config.diagnostics:  # per-layer statistics on a fixed probe (fnn.diagnostics); the training step is untouched
+        diag = diagnostics.for_fit(model, loss, data, config, out / runs.DIAGNOSTICS, state["history"], state["epoch"])
     log_line(("resumed at epoch %d, batch %d: " % (state["epoch"] + 1, state["cursor"]) if resume else "start: ") + json.dumps(config.to_dict()))
     info = {"out_dir": str(out), "config": config, "steps_per_epoch": steps_per_epoch, "params": tree_size(params),
             "train_examples": len(y_tr), "val_examples": len(data["y_val"]), "source": data["meta"]["source"],
             "start_epoch": state["epoch"]}
     _call(callbacks, "on_train_begin", info)
+    if diag is not None and state["epoch"] == 0 and state["cursor"] == 0:
+        warn(diag.epoch_end(0, params))  # epoch 0: the initialization
     stopped_early = False
     sigint = _DeferredSigint()
     try:
         for epoch in range(state["epoch"], config.epochs):
             t0, c0 = time.perf_counter(), time.process_time()
             _call(callbacks, "on_epoch_begin", epoch, steps_per_epoch)
+            if diag is not None:
+                diag.epoch_begin(params)
             sums = state["epoch_sums"]
             ek_drop = random.fold_in(k_dropout, epoch) if model.uses_key else None
             batches = batching.iterate_batches(x_tr, y_tr, config.batch_size, random.fold_in(k_shuffle, epoch),
@@ -422,6 +435,7 @@ def fit(config: FitConfig, out_dir=None, *, resume=False, callbacks=(), data_dir
             if len(data["y_val"]):
                 val = evaluate(model, params, transform(data["x_val"]), data["y_val"])
                 record.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
+            found = diag.epoch_end(epoch + 1, params, record) if diag is not None else []
             record["lr"] = optim.learning_rate(opt_state)
             seconds = time.perf_counter() - t0
             state["train_seconds"] += seconds
@@ -443,6 +457,7 @@ def fit(config: FitConfig, out_dir=None, *, resume=False, callbacks=(), data_dir
             _append_metrics(out / runs.METRICS, record)
             log_line(json.dumps(record))
             _call(callbacks, "on_epoch_end", epoch, record)
+            warn(found)
             if stop:
                 stopped_early = True
                 log_line(f"early stopping after epoch {epoch + 1}: best epoch {best['epoch']}")

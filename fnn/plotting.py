@@ -424,6 +424,170 @@ def compare_scatter(rows, path, title="Test accuracy against size and time"):
     return Path(path)
 
 
+# ---------------------------------------------------------------- training diagnostics
+# ``rows``: the per-epoch dicts of ``diagnostics.jsonl`` (see :mod:`fnn.diagnostics`).
+
+
+def _layer_series(rows, key):
+    """``{layer label: (epochs, values)}`` for the numbers under ``key`` of each layer."""
+    series = {}
+    for row in rows:
+        for lay in row["layers"]:
+            v = lay.get(key)
+            if isinstance(v, (int, float)):
+                xs, ys = series.setdefault(f"{lay['layer']}: {lay['name']}", ([], []))
+                xs.append(row["epoch"])
+                ys.append(v)
+    return series
+
+
+def _layer_lines(ax, series, log=True):
+    colors = _palette(len(series))
+    for (label, (xs, ys)), color in zip(series.items(), colors):
+        ys = np.asarray(ys, float)
+        ax.plot(xs, np.where(ys > 0, ys, np.nan) if log else ys, "-o", color=color, label=label, markersize=3.5)
+    if log and series:
+        ax.set_yscale("log")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+
+
+def gradient_norms(rows, path, title="Gradient norm and update size per layer"):
+    """Left: ``||dL/dW||`` per layer over epochs (log scale; epoch 0 is the initialization).
+    Right: the update ratio ``||W_end - W_start|| / ||W_start||`` per layer and epoch, with the
+    rule-of-thumb 1e-3 marked. Layers whose lines sit decades below the others learn slowly."""
+    with _figure(13, 4.6, path) as fig:
+        axes = fig.subplots(1, 2)
+        _layer_lines(axes[0], _layer_series(rows, "grad_norm"))
+        axes[0].set(title="Gradient norm (log scale)", xlabel="epoch (0 = initialization)", ylabel="||dL/dW||")
+        ratios = _layer_series(rows, "update_ratio")
+        _layer_lines(axes[1], ratios)
+        axes[1].axhline(1e-3, color="#888", linestyle="--", linewidth=1)
+        axes[1].annotate("1e-3", (1, 1e-3), xycoords=("axes fraction", "data"), ha="right", va="bottom", fontsize=8, color="#666")
+        axes[1].set(title="Update / weight norm per epoch (log scale)", xlabel="epoch", ylabel="||ΔW|| / ||W||")
+        if not ratios:
+            axes[1].text(0.5, 0.5, "no finished epoch\n(or weights that start at zero)", ha="center", va="center",
+                         transform=axes[1].transAxes, color="#666")
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right center", fontsize=8)
+        fig.suptitle(title)
+    return Path(path)
+
+
+def activation_histograms(rows, path, epochs=None, title="Activations per layer"):
+    """One panel per hidden layer: the distribution of its outputs on the probe at ``epochs``
+    (default: the first, middle and last rows). ReLU panels use a log count axis (the zeros
+    would dwarf the rest); a sigmoid or tanh layer piled up at its ends is saturated."""
+    by_epoch = {r["epoch"]: r for r in rows}
+    if epochs is None:
+        keys = sorted(by_epoch)
+        epochs = sorted({keys[0], keys[len(keys) // 2], keys[-1]}) if keys else []
+    chosen = [by_epoch[e] for e in epochs if e in by_epoch]
+    hidden = [i for i, lay in enumerate(rows[0]["layers"]) if lay.get("activation")] if rows else []
+    n = max(1, len(hidden))
+    cols = min(n, 5)
+    nrows = math.ceil(n / cols)
+    import matplotlib
+
+    cmap = matplotlib.colormaps["plasma"]
+    with _figure(2.9 * cols + 0.5, 2.5 * nrows + 0.9, path) as fig:
+        axes = np.atleast_1d(fig.subplots(nrows, cols, squeeze=False)).ravel()
+        for ax, i in zip(axes, hidden):
+            lay = rows[0]["layers"][i]
+            for k, row in enumerate(chosen):
+                h = row["layers"][i]["hist"]
+                counts = np.asarray(h["counts"], float)
+                edges = np.linspace(h["lo"], h["hi"], len(counts) + 1)
+                color = cmap(0.85 * k / max(1, len(chosen) - 1))
+                ax.stairs(counts / max(counts.sum(), 1), edges, color=color, linewidth=1.6, label=f"epoch {row['epoch']}")
+            if lay["activation"] == "relu":
+                ax.set_yscale("log")
+            ax.set_title(f"layer {lay['layer']} ({lay['activation']})", fontsize=10)
+            ax.set_xlabel("output value", fontsize=9)
+            ax.tick_params(labelsize=8)
+        for ax in axes[len(hidden):]:
+            ax.set_axis_off()
+        if not hidden:
+            axes[0].text(0.5, 0.5, "no hidden activation layers", ha="center", va="center", transform=axes[0].transAxes)
+        axes[0].set_ylabel("share of outputs")
+        if chosen and hidden:
+            fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=len(chosen))
+        fig.suptitle(title)
+    return Path(path)
+
+
+def dead_units(rows, path, title="Dead and saturated units per layer"):
+    """Share of dead ReLUs (never positive on the probe) and of saturated sigmoid/tanh units, per layer and epoch."""
+    from matplotlib.ticker import PercentFormatter
+
+    with _figure(9, 4.4, path) as fig:
+        ax = fig.subplots()
+        dead, sat = _layer_series(rows, "dead"), _layer_series(rows, "saturated")
+        _layer_lines(ax, {**{f"{k} dead": v for k, v in dead.items()}, **{f"{k} saturated": v for k, v in sat.items()}},
+                     log=False)
+        ax.set_ylim(-0.03, 1.03)
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.set(xlabel="epoch (0 = initialization)", ylabel="share of the layer's units", title=title)
+        if dead or sat:
+            ax.legend(loc="best", fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "no ReLU, sigmoid or tanh layers", ha="center", va="center", transform=ax.transAxes)
+    return Path(path)
+
+
+def overfitting_curves(history, path, title="Training and validation loss"):
+    """Loss and accuracy per epoch, train against validation, with the point where overfitting
+    began marked (validation loss then rose 3 epochs in a row while training loss fell)."""
+    from fnn.diagnostics import OVERFIT_EPOCHS, overfitting_epoch
+
+    start = overfitting_epoch(history)
+    with _figure(11, 4.2, path) as fig:
+        axes = fig.subplots(1, 2)
+        for ax, key in zip(axes, ("loss", "accuracy")):
+            _line(ax, history, key, "train", TRAIN)
+            _line(ax, history, "val_" + key, "validation", VAL)
+            if start is not None:
+                ax.axvline(start, color=WRONG, linestyle="--", linewidth=1.2)
+                ax.axvspan(start, max(_column(history, key)[0]), color=WRONG, alpha=0.07)
+            ax.set(title=key.capitalize(), xlabel="epoch", ylabel=key)
+            ax.xaxis.get_major_locator().set_params(integer=True)
+            ax.legend()
+        if start is not None:
+            axes[0].annotate(f"overfitting from epoch {start}", (start, 1), xycoords=("data", "axes fraction"),
+                             xytext=(4, -4), textcoords="offset points", va="top", fontsize=9, color=WRONG)
+        note = (f"overfitting from epoch {start}" if start is not None
+                else f"no overfitting seen (validation loss never rose {OVERFIT_EPOCHS} epochs in a row)")
+        fig.suptitle(f"{title}: {note}")
+    return Path(path)
+
+
+def saliency_maps(images, saliency, y_true, probs, classes, path, image_shape=None, title="Saliency: dL/dx of the true class"):
+    """Each input above its input gradient ``dL/dx`` (``saliency``, shaped like the images).
+
+    Red pixels raise the loss of the true class when brightened, blue ones lower it
+    (they push the prediction towards the true class); each map has its own symmetric scale.
+    """
+    images = _as_tiles(images, image_shape).astype(np.float32)
+    sal = _as_tiles(saliency, images.shape[1:]).astype(np.float32)
+    y, pred, conf = _predictions(y_true, probs)
+    names = _names(classes, np.shape(probs)[1])
+    n = len(images)
+    with _figure(1.45 * max(n, 4) + 0.4, 3.6, path, layout=None) as fig:
+        axes = fig.subplots(2, n, squeeze=False, gridspec_kw={"hspace": 0.08, "wspace": 0.06, "top": 0.78, "bottom": 0.08,
+                                                              "left": 0.02, "right": 0.98})
+        for i in range(n):
+            axes[0, i].imshow(images[i], cmap="gray_r", interpolation="nearest")
+            color = RIGHT if pred[i] == y[i] else WRONG
+            axes[0, i].set_title(f"true {_short(names[y[i]], 8)}\nsaid {_short(names[pred[i]], 8)} {_pct(conf[i])}",
+                                 fontsize=8, color=color, fontweight="normal")
+            m = float(np.abs(sal[i]).max()) or 1.0
+            axes[1, i].imshow(sal[i], cmap="RdBu_r", vmin=-m, vmax=m, interpolation="nearest")
+        for ax in axes.ravel():
+            ax.set_axis_off()
+        fig.text(0.5, 0.015, "below each input: dL/dx (red raises the true class's loss, blue lowers it)",
+                 ha="center", fontsize=8, color="#444")
+        fig.suptitle(title, y=0.98)
+    return Path(path)
+
+
 def _count_label(v, _=None):
     """``50000 -> "50k"``, ``2500000 -> "2.5M"``."""
     return f"{v / 1e6:g}M" if abs(v) >= 1e6 else f"{v / 1e3:g}k" if abs(v) >= 1e3 else f"{v:g}"
@@ -448,4 +612,9 @@ __all__ = [
     "first_layer_weights",
     "compare_curves",
     "compare_scatter",
+    "gradient_norms",
+    "activation_histograms",
+    "dead_units",
+    "overfitting_curves",
+    "saliency_maps",
 ]

@@ -127,7 +127,7 @@ def transform_for(metadata: dict):
 
 
 def evaluate(model, params, x, y, classes=None, out_dir=None, *, transform=None, history=None,
-             pictures=True, title="Evaluation", about=None) -> dict:
+             pictures=True, title="Evaluation", about=None, diagnostics=None) -> dict:
     """Forward pass over ``x`` and :func:`analyze`; with ``out_dir``, write the files too.
 
     Args:
@@ -138,6 +138,8 @@ def evaluate(model, params, x, y, classes=None, out_dir=None, *, transform=None,
       history: per-epoch training records (``metrics.jsonl``) for the curves.
       pictures: draw the PNGs (``out_dir`` only).
       about: extra JSON-able facts stored under ``"about"`` (model path, dataset, split).
+      diagnostics: the run's ``diagnostics.jsonl`` rows (:mod:`fnn.diagnostics`): adds their
+        warnings and last epoch under ``"diagnostics"``, their pictures and a saliency map.
 
     Returns the :func:`analyze` dict plus ``seconds`` (forward pass and metrics)
     and, when written, ``out_dir`` and ``files`` (picture name -> path).
@@ -148,6 +150,10 @@ def evaluate(model, params, x, y, classes=None, out_dir=None, *, transform=None,
     result = analyze(y, logits, classes)
     result["seconds"] = time.perf_counter() - t0
     result["about"] = dict(about or {})
+    if diagnostics:
+        result["diagnostics"] = {"warnings": [w for r in diagnostics for w in r.get("warnings", [])],
+                                 "epoch": diagnostics[-1]["epoch"], "probe": diagnostics[-1]["probe"],
+                                 "layers": [{k: v for k, v in lay.items() if k != "hist"} for lay in diagnostics[-1]["layers"]]}
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -155,6 +161,8 @@ def evaluate(model, params, x, y, classes=None, out_dir=None, *, transform=None,
         if pictures:
             images = x if transform is not None else None
             files = draw(out, result, layers.softmax(logits), y, images, params, history)
+            if diagnostics:
+                files.update(draw_diagnostics(out, diagnostics, history, model, params, features, y, images, result["classes"]))
         result["files"] = {k: str(v) for k, v in files.items()}
         result["out_dir"] = str(out)
         text = json.dumps(result, indent=2)
@@ -187,6 +195,26 @@ def draw(out, result, probs, y, images=None, params=None, history=None) -> dict:
     w = _first_weights(params)
     if w is not None and images is not None and _is_image(images) and w.shape[0] == np.prod(images.shape[1:]):
         files["first_layer_weights"] = plotting.first_layer_weights(w, out / "first_layer_weights.png", images.shape[1:3])
+    return files
+
+
+def draw_diagnostics(out, rows, history, model, params, features, y, images=None, classes=None, n_saliency=8) -> dict:
+    """The training-diagnostics PNGs of a run (``rows`` from ``diagnostics.jsonl``) and a saliency map
+    of the first ``n_saliency`` examples (``features``: the model's inputs; ``images``: what to show)."""
+    from fnn import diagnostics, plotting
+
+    files = {"gradient_norms": plotting.gradient_norms(rows, out / "gradient_norms.png"),
+             "activation_histograms": plotting.activation_histograms(rows, out / "activation_histograms.png"),
+             "dead_units": plotting.dead_units(rows, out / "dead_units.png")}
+    if history:
+        files["overfitting"] = plotting.overfitting_curves(history, out / "overfitting.png")
+    shown = images if images is not None and _is_image(images) else None
+    if shown is not None or int(np.sqrt(features.shape[1])) ** 2 == features.shape[1]:
+        x, t = features[:n_saliency], np.asarray(y)[:n_saliency]
+        sal = diagnostics.saliency(model, params, x, t)
+        files["saliency"] = plotting.saliency_maps(x if shown is None else shown[:n_saliency], sal, t,
+                                                   layers.softmax(predict_logits(model, params, x)), classes,
+                                                   out / "saliency.png")
     return files
 
 
@@ -259,8 +287,10 @@ def evaluate_run(run_or_model, dataset=None, split="test", out_dir=None, *, data
              "summary_test_accuracy": summary.get("test_accuracy"), "summary_test_loss": summary.get("test_loss")}
     history = runs.read_metrics(run) if run else None
     title = f"Evaluation of {run.name if run else path.name} on {name} ({split})"
+    from fnn.diagnostics import read
+
     return evaluate(loaded.model, loaded.params, x, y, classes, out, transform=transform, history=history,
-                    pictures=pictures, title=title, about=about)
+                    pictures=pictures, title=title, about=about, diagnostics=read(run) if run else None)
 
 
 def _trained_on(run):
@@ -295,4 +325,5 @@ def _validation_split(run, name, data_dir):
     return data["x_val"], data["y_val"], data["transform"]
 
 
-__all__ = ["EvaluationError", "analyze", "confidence_summary", "transform_for", "evaluate", "draw", "evaluate_run"]
+__all__ = ["EvaluationError", "analyze", "confidence_summary", "transform_for", "evaluate", "draw", "draw_diagnostics",
+           "evaluate_run"]

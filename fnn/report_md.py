@@ -19,6 +19,16 @@ PICTURES = [  # (key, heading, one-line reading guide)
     ("highest_loss", "Highest-loss examples", "The examples the model finds least likely to be what they are."),
     ("sample_predictions", "Sample predictions", "The first examples of the split; green right, red wrong."),
     ("first_layer_weights", "First-layer weights", "Each first-layer unit's input weights as an image (red positive, blue negative)."),
+    ("overfitting", "Overfitting check", "Training against validation loss; a red line marks where validation loss began rising "
+     "for 3 epochs while training loss fell."),
+    ("gradient_norms", "Gradient norm per layer", "||dL/dW|| per layer (log scale; epoch 0 is the initialization) and the "
+     "update-to-weight ratio per epoch. Early layers decades below the last one: vanishing gradients."),
+    ("activation_histograms", "Activation histograms", "Each hidden layer's outputs on the probe at the first, middle and last "
+     "epoch. Sigmoid/tanh piled at the ends: saturation; collapsed to one value: the layer passes nothing on."),
+    ("dead_units", "Dead and saturated units", "Share of ReLUs never positive on the probe, and of sigmoid/tanh units "
+     "stuck at an end, per epoch."),
+    ("saliency", "Saliency", "dL/dx for the first test examples: red pixels raise the true class's loss when brightened, "
+     "blue ones lower it."),
 ]
 
 
@@ -114,10 +124,26 @@ def render(result, pictures: dict, title="Evaluation") -> str:
     lines += ["## Confusion matrix (counts)", "", "Rows: true class; columns: predicted class.", ""]
     names = result["classes"]
     lines += table(["true \\ predicted", *names], [(n, *row) for n, row in zip(names, result["confusion_matrix"])])
+    lines += diagnostics_section(result.get("diagnostics"))
     for key, heading, guide in PICTURES:
         if key in pictures:
             lines += ["", f"## {heading}", "", guide, "", f"![{heading}]({pictures[key]})"]
     return "\n".join(lines) + "\n"
+
+
+def diagnostics_section(diag) -> list[str]:
+    """The "Training diagnostics" section: the warnings fit gave and a table of the last epoch's layers."""
+    if not diag:
+        return []
+    lines = ["", "## Training diagnostics", "",
+             f"Measured by `fit --diagnostics` on a fixed probe of {diag['probe']} training examples; last epoch {diag['epoch']}.", ""]
+    lines += [f"- warning: {w}" for w in diag["warnings"]] or ["- no warnings: no vanishing gradients, dead or saturated "
+                                                               "layers, or overfitting were seen."]
+    def num(v, fmt):
+        return "n/a" if v is None else format(v, fmt)
+    rows = [(f"{lay['layer']}: {lay['name']}", num(lay["act_mean"], ".3f"), num(lay["act_std"], ".3f"), pct(lay["dead"], 1),
+             pct(lay["saturated"], 1), num(lay["grad_norm"], ".2e"), num(lay["update_ratio"], ".2e")) for lay in diag["layers"]]
+    return lines + [""] + table(["layer", "mean", "std", "dead", "saturated", "grad norm", "update ratio"], rows)
 
 
 def write(path, result, pictures: dict, title="Evaluation") -> None:
@@ -126,4 +152,4 @@ def write(path, result, pictures: dict, title="Evaluation") -> None:
     io.atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
-__all__ = ["PICTURES", "insights", "render", "write", "table", "pct"]
+__all__ = ["PICTURES", "insights", "render", "write", "table", "pct", "diagnostics_section"]

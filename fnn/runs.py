@@ -7,7 +7,8 @@ A run folder (``runs/<dataset>-<arch>-<timestamp>/`` by default) holds:
 - ``model.npz``: the final model (:func:`fnn.io.save_model`);
 - ``checkpoint.npz``: the latest checkpoint (params, optimizer state, key, cursor, history);
 - ``train.log``: the log;
-- ``summary.json``: test accuracy and loss, epochs, seconds, params, seed, dataset digests, versions.
+- ``summary.json``: test accuracy and loss, epochs, seconds, params, seed, dataset digests, versions;
+- ``diagnostics.jsonl``: per-layer statistics per epoch, with ``diagnostics`` on (:mod:`fnn.diagnostics`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ MODEL = "model.npz"
 CHECKPOINT = "checkpoint.npz"
 LOG = "train.log"
 SUMMARY = "summary.json"
+DIAGNOSTICS = "diagnostics.jsonl"
 DEFAULT_ROOT = "runs"
 
 
