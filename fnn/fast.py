@@ -6,10 +6,11 @@ what the plain tree code computes, bit for bit, but
 
 - each ``Dense`` layer writes its products into buffers kept per batch size
   (``np.matmul(..., out=)``), and ReLU works in place on them: large fresh
-  arrays page-fault, and that costs as much as the products themselves;
+  arrays are slow to allocate (they can page-fault every time);
 - every parameter gradient lands in one flat float32 vector, so the optimizer's
   ``fused`` kernel (see :mod:`fnn.optim`) updates all parameters with a dozen
-  whole-vector ufunc calls instead of a dozen per parameter;
+  whole-vector ufunc calls (``out=`` into vectors of its own) instead of a
+  dozen new arrays per parameter;
 - the parameters and optimizer state a step returns are trees of views into
   flat vectors from a :class:`VectorPool`. A vector is written again only when
   nothing outside holds it or any view of it (reference counts tell), so a
@@ -69,7 +70,7 @@ class Layout:
         self.size = ends[-1]
         self.top = len(tree)
         self.walk = []
-        _plan(tree, 0, self.walk)
+        _walk(tree, 0, self.walk)
 
     def views(self, flat) -> tuple:
         """The leaves as views into ``flat``, in flattening order."""
@@ -106,17 +107,19 @@ class Layout:
 
     def fits(self, leaves) -> bool:
         """True when ``leaves`` are float32 arrays of this layout's shapes."""
-        return leaves is not None and all(
-            isinstance(a, np.ndarray) and a.dtype == np.float32 and a.shape == s for a, s in zip(leaves, self.shapes)
+        return (
+            leaves is not None
+            and len(leaves) == len(self.shapes)
+            and all(isinstance(a, np.ndarray) and a.dtype == np.float32 and a.shape == s for a, s in zip(leaves, self.shapes))
         )
 
 
-def _plan(tree, index, walk):
+def _walk(tree, index, walk):
     """Append ``tree``'s nodes below node number ``index`` to ``walk``, depth first."""
     for key, value in tree.items():
         if isinstance(value, dict):
             walk.append((index, key, len(value)))
-            _plan(value, sum(count is not None for _, _, count in walk), walk)
+            _walk(value, sum(count is not None for _, _, count in walk), walk)
         else:
             walk.append((index, key, None))
 
@@ -221,7 +224,7 @@ class Workspace:
 
     The gradient vector (with one tree of views per child layer), scratch, the
     pool for parameters and optimizer state, and activation buffers keyed by
-    ``(name, layer, batch)``. It is also the ``ws`` the optimizers' fused kernels get.
+    name and shape. It is also the ``ws`` the optimizers' fused kernels get.
     """
 
     def __init__(self, params, opt_state):

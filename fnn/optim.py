@@ -187,7 +187,7 @@ def scale_by_adam(b1=0.9, b2=0.999, eps=1e-8):
     ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g**2``,
     ``u = (m / (1 - b1**t)) / (sqrt(v / (1 - b2**t)) + eps)``,
     computed as ``m / (sqrt(v) k + e)`` with ``k = c1 / sqrt(c2)``, ``e = eps c1``
-    (``c1 = 1 - b1**t``, ``c2 = 1 - b2**t``): the same value, two passes fewer.
+    (``c1 = 1 - b1**t``, ``c2 = 1 - b2**t``): the same value, one pass fewer.
     """
 
     def init(params):

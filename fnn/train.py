@@ -77,7 +77,7 @@ def make_train_step(model, loss, optimizer, penalty=None, fast_path=True):
 def predict_logits(model, params, x, batch_size=8192):
     """The model's raw outputs for ``x``, in chunks of ``batch_size`` rows (inference: no dropout)."""
     x = np.asarray(x)
-    out = fast.forward(model, params, x)
+    out = fast.forward(model, params, x, chunk=min(batch_size, 1024))
     if out is not None:
         return out
     if len(x) <= batch_size:

@@ -53,12 +53,15 @@ def test_fast_step_is_bit_identical_to_the_plain_step(model_name, opt):
     assert tree_leaves(a[0])[0].base is not None, "the fast path ran: parameters are views into a flat vector"
 
 
-def test_nothing_returned_is_ever_overwritten():
-    model = layers.mlp([6, 5, 3])
-    opt = optim.adam(0.05)
+def small_adam_run():
+    """``(params, opt_state, step)``: a 6-5-3 MLP with Adam and its (fast) train step."""
+    model, opt = layers.mlp([6, 5, 3]), optim.adam(0.05)
     _, params = model.init(random.key(0), (-1, 6))
-    step = fnn.make_train_step(model, CE, opt)
-    state = opt.init(params)
+    return params, opt.init(params), fnn.make_train_step(model, CE, opt)
+
+
+def test_nothing_returned_is_ever_overwritten():
+    params, state, step = small_adam_run()
     held, copies = [], []
     part = None
     for i, batch in enumerate(batches(12)):
@@ -74,11 +77,7 @@ def test_nothing_returned_is_ever_overwritten():
 
 
 def test_vectors_are_recycled_in_a_plain_loop():
-    model = layers.mlp([6, 5, 3])
-    opt = optim.adam(0.05)
-    _, params = model.init(random.key(0), (-1, 6))
-    step = fnn.make_train_step(model, CE, opt)
-    state = opt.init(params)
+    params, state, step = small_adam_run()
     bases = set()
     for batch in batches(30):
         params, state, _ = step(params, state, batch)

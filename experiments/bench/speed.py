@@ -304,6 +304,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of a few seconds")
     ap.add_argument("--epochs", type=int, help="timed epochs per figure, after one warm-up [default: 5; quick: 3]")
     ap.add_argument("--threads", type=int, help="BLAS (and PyTorch) threads [default: the libraries' own]")
+    ap.add_argument("--arch", action="append", help="only this architecture, e.g. 784,128,64,10 (repeatable)")
     ap.add_argument("--no-torch", action="store_true", help="skip PyTorch even if it is installed")
     ap.add_argument("--no-cli", action="store_true", help="skip fnn.fit.fit, fnn-cli fit and the RSS run")
     ap.add_argument("--profile", action="store_true", help="cProfile one fnn epoch per architecture")
@@ -343,6 +344,8 @@ def run(args, epochs, tmp):
     t_start = time.perf_counter()
     x, y, x_test, y_test = load(args.quick)
     archs, dataset = ARCHS, "mnist"
+    if args.arch:
+        archs = tuple([int(a) for a in arch.split(",")] for arch in args.arch)
     if args.quick:  # the subset, saved as a user dataset for the CLI
         archs, dataset = ([784, 32, 10],), f"{tmp}/mnist-2048.npz"
         np.savez(dataset, x=x, y=y, x_test=x_test, y_test=y_test)
