@@ -58,7 +58,9 @@ def _figure(width, height, path, layout="constrained"):
         yield fig
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=DPI, facecolor="white")
+        from fnn.io import atomic_write
+
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=DPI, facecolor="white"))  # never half a PNG
 
 
 def _names(classes, k):
@@ -534,8 +536,9 @@ def dead_units(rows, path, title="Dead and saturated units per layer"):
 
 
 def overfitting_curves(history, path, title="Training and validation loss"):
-    """Loss and accuracy per epoch, train against validation, with the point where overfitting
-    began marked (validation loss then rose 3 epochs in a row while training loss fell)."""
+    """Loss and accuracy per epoch, train against validation. Once validation loss has risen 3
+    epochs in a row while training loss fell, the epoch of lowest validation loss before that is
+    marked as where overfitting began (:func:`fnn.diagnostics.overfitting_epoch`)."""
     from fnn.diagnostics import OVERFIT_EPOCHS, overfitting_epoch
 
     start = overfitting_epoch(history)

@@ -57,8 +57,12 @@ def read_summary(run) -> dict:
 
 def read_metrics(run) -> list[dict]:
     """The run's ``metrics.jsonl``: one dict per finished epoch (a torn last line is skipped)."""
-    path = Path(run) / METRICS
-    rows = []
+    return read_jsonl(Path(run) / METRICS)
+
+
+def read_jsonl(path) -> list[dict]:
+    """One dict per line of a JSON-lines file, stopping at a torn line; [] when there is no file."""
+    path, rows = Path(path), []
     if path.is_file():
         with open(path, encoding="utf-8") as f:
             for line in f:

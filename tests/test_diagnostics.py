@@ -82,7 +82,7 @@ def test_overfitting_schedule_triggers_the_warning_once_at_the_third_rise(probe)
     for e, v in enumerate(val, start=1):
         said[e] = d.epoch_end(e, params, {"epoch": e, "loss": 1.0 / e, "val_loss": v})
     assert [e for e, t in said.items() if t] == [6]  # the third rise in a row
-    assert said[6] == ["validation loss has risen for 3 epochs (since epoch 3) while training loss falls: overfitting; "
+    assert said[6] == ["validation loss has risen for 3 epochs while training loss falls (lowest at epoch 3): overfitting; "
                        "try dropout, weight decay or early stopping"]
 
 
@@ -92,6 +92,8 @@ def test_overfitting_needs_three_rises_and_falling_training_loss():
     assert diagnostics.overfitting_epoch(rise2) is None and diagnostics.overfitting_epoch(both_rise) is None
     rising = [{"epoch": e, "loss": 1 / e, "val_loss": v} for e, v in enumerate([1, 0.5, 0.6, 0.7, 0.8], 1)]
     assert diagnostics.overfitting_epoch(rising) == 2
+    noisy = [{"epoch": e, "loss": 1 / e, "val_loss": v} for e, v in enumerate([1, 0.5, 0.7, 0.6, 0.65, 0.7, 0.8], 1)]
+    assert diagnostics.overfitting_epoch(noisy) == 2  # the lowest point, not the start of the final climb
 
 
 # ---------------------------------------------------------------- the numbers themselves
