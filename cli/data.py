@@ -95,6 +95,10 @@ def download(name, mirrors, timeout):
     """Download NAME into the cache (with a progress bar), verifying every file.
 
     Files already cached and matching their pins are kept.
+
+    \b
+    Example:
+      fnn-cli data download fashion-mnist
     """
     bars = ProgressBars()
     try:
@@ -124,6 +128,10 @@ def info(name, data_dir):
 
     NAME may also be the path of your own data (a folder of IDX files, an .npz, a .csv).
     Never downloads: run `fnn-cli data download NAME` first when it is not found.
+
+    \b
+    Example:
+      fnn-cli data info mnist
     """
     pinned = name in datasets.REGISTRY
     if pinned:
@@ -153,7 +161,12 @@ def info(name, data_dir):
 @click.argument("name", type=DatasetArg())
 @data_dir_option
 def verify(name, data_dir):
-    """Check every file of NAME against its pinned size and MD5; exit 1 naming any that differs."""
+    """Check every file of NAME against its pinned size and MD5; exit 1 naming any that differs.
+
+    \b
+    Example:
+      fnn-cli data verify mnist
+    """
     label, folder, paths = _locate(name, data_dir)
     click.echo(f"{name}: checking {len(paths)} files from {label} {folder}")
     problems = datasets.check_files(name, paths)

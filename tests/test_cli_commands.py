@@ -20,15 +20,44 @@ def trained_run(tmp_path_factory, small_npz):
     return out
 
 
-def test_group_help_and_version(cli_runner, cli_app):
+def _commands(group, prefix=()):
+    import click
+
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from _commands(command, prefix + (name,))
+        else:
+            yield prefix + (name,)
+
+
+def test_group_help_version_and_an_example_in_every_commands_help(cli_runner, cli_app):
     r = cli_runner.invoke(cli_app, ["--help"])
     assert r.exit_code == 0
-    for command in ("fit", "predict", "runs", "sweep", "data"):
+    for command in ("fit", "predict", "runs", "sweep", "data", "evaluate", "compare", "plot", "serve"):
         assert command in r.output
     assert cli_runner.invoke(cli_app, ["--version"]).output.startswith("fnn-cli, version")
-    for command in ("fit", "predict", "sweep"):
-        h = cli_runner.invoke(cli_app, [command, "--help"])
-        assert h.exit_code == 0 and "Example" in h.output
+    commands = list(_commands(cli_app))
+    assert len(commands) >= 11
+    for command in commands:
+        h = cli_runner.invoke(cli_app, [*command, "--help"])
+        assert h.exit_code == 0 and "Example" in h.output, command
+
+
+def test_threads_option_pins_blas_threads(small_npz, tmp_path):
+    from threadpoolctl import threadpool_info
+
+    from fnn.config import FitConfig
+    from fnn.fit import fit
+
+    seen = []
+
+    class Probe:
+        def on_epoch_end(self, epoch, record):
+            seen.append({p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"})
+
+    fit(FitConfig(dataset=str(small_npz), arch=(784, 8, 10), epochs=1), tmp_path / "t", callbacks=[Probe()], threads=1)
+    assert seen == [{1}]
+    assert {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"} != {0}
 
 
 def test_unknown_command_is_one_line_exit_2(cli_runner, cli_app):
