@@ -10,7 +10,10 @@ from fnn.config import ConfigError, parse_arch
 
 
 class Group(click.Group):
-    """A click group whose usage errors are one line (``Error: ...``) with exit code 2, never a traceback."""
+    """A click group whose usage errors are one line (``Error: ...``) with exit code 2, never a traceback.
+
+    An ``OSError`` (a full disk, an unwritable folder) or running out of memory is one line with exit code 1.
+    """
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
@@ -24,6 +27,13 @@ class Group(click.Group):
             click.echo("Aborted.", err=True)
             sys.exit(130)
         except BrokenPipeError:
+            sys.exit(1)
+        except OSError as e:  # a full disk, a folder that cannot be written: one line, exit 1
+            where = f"{e.filename}: " if e.filename else ""
+            click.echo(f"Error: {where}{e.strerror or e}", err=True)
+            sys.exit(1)
+        except MemoryError:
+            click.echo("Error: out of memory", err=True)
             sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)
 

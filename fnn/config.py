@@ -24,6 +24,7 @@ from fnn import optim
 from fnn.layers import ACTIVATIONS
 
 SCHEDULES = ("constant", "step", "exponential", "cosine")
+MAX_PARAMS = 1 << 30  # 4 GB of float32 weights, about 16 GB with Adam's state: refused before anything is allocated
 
 
 class ConfigError(ValueError):
@@ -32,7 +33,7 @@ class ConfigError(ValueError):
 
 def _positive(kind):
     def check(inst, attr, value):
-        if not isinstance(value, kind) or isinstance(value, bool) or value <= 0:
+        if not isinstance(value, kind) or isinstance(value, bool) or not 0 < value < float("inf"):  # NaN fails too
             raise ConfigError(f"{attr.name} must be a positive {kind.__name__}, got {value!r}")
 
     return check
@@ -84,6 +85,9 @@ def parse_arch(value) -> tuple[int, ...]:
         raise ConfigError(f"arch {value!r} needs at least an input and an output size, e.g. 784,10")
     if min(sizes) < 1:
         raise ConfigError(f"arch {value!r}: every layer size must be >= 1")
+    params = sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
+    if params > MAX_PARAMS:
+        raise ConfigError(f"arch {value!r} has {params:,} parameters; the limit is {MAX_PARAMS:,}")
     return sizes
 
 

@@ -40,25 +40,42 @@ def standardize(x, metadata):
 def read_npy(path, features: int):
     """A ``.npy`` file as float32 ``(n, features)``: one example or a batch, flat or as images.
 
-    uint8 arrays are scaled by 1/255. Object arrays are refused (never unpickled).
+    uint8 arrays are scaled by 1/255. Object arrays are refused (never unpickled);
+    a header declaring other than the data the file holds is refused before
+    anything is allocated.
     """
+    from fnn.io import npy_header, open_regular
+
     try:
-        if os.path.getsize(path) > MAX_NPY_BYTES:
-            raise InputError(f"{path}: larger than {MAX_NPY_BYTES >> 20} MB")
-        a = np.load(path, allow_pickle=False)
+        with open_regular(path) as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_NPY_BYTES:
+                raise InputError(f"{path}: larger than {MAX_NPY_BYTES >> 20} MB")
+            shape, dtype, data = npy_header(f)
+            if dtype.hasobject:
+                raise InputError(f"{path}: holds Python objects, which are never unpickled; expected numbers")
+            if f.tell() + data != size:
+                raise InputError(f"{path}: its header declares {dtype}{list(shape)} ({data} bytes), the file holds {size - f.tell()}")
+            f.seek(0)
+            a = np.load(f, allow_pickle=False)
+    except InputError:
+        raise
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a folder, not a .npy file") from None
     except (ValueError, OSError, EOFError) as e:
-        raise InputError(f"{path}: not a readable .npy array ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        reason = (str(e).splitlines() or [type(e).__name__])[0] if not isinstance(e, OSError) or not e.strerror else e.strerror
+        raise InputError(f"{path}: not a readable .npy array ({reason})") from None
     if not isinstance(a, np.ndarray) or a.dtype.kind not in "uif":
         raise InputError(f"{path}: holds {getattr(a, 'dtype', type(a).__name__)}, expected numbers")
     if a.size % features or a.size == 0:
         raise InputError(f"{path}: shape {a.shape} does not hold examples of {features} features")
-    x = a.reshape(-1, features).astype(np.float32)
+    if a.dtype.kind == "f" and not (np.isfinite(a).all() and np.abs(a).max() <= np.finfo(np.float32).max):
+        raise InputError(f"{path}: holds NaN or Inf, or values beyond float32's range")
+    x = np.array(a, np.float32).reshape(-1, features)
     if a.dtype == np.uint8:
         x *= np.float32(1 / 255)
-    if not np.isfinite(x).all():
-        raise InputError(f"{path}: holds NaN or Inf")
     return x
 
 

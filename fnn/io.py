@@ -24,6 +24,7 @@ Writes are atomic: a temporary file in the same folder, fsync, rename.
 from __future__ import annotations
 
 import ast
+import errno
 import json
 import math
 import os
@@ -174,20 +175,44 @@ def load_arrays(path, check=None):
             raise ModelFileError(f"{path}: corrupt archive ({type(e).__name__}: {e})") from None
 
 
+def open_regular(path):
+    """Open ``path`` for binary reading if it is a regular file; a FIFO or device is refused without blocking on it.
+
+    Raises ``FileNotFoundError``, ``IsADirectoryError``, or ``OSError`` (errno ``EINVAL``) for anything else.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "is a folder", path)
+        raise OSError(errno.EINVAL, "not a regular file (a pipe or a device?)", path)
+    return os.fdopen(fd, "rb")
+
+
+def npy_header(f) -> tuple:
+    """``(shape, dtype, data_bytes)`` from the ``.npy`` header at ``f``'s position, leaving ``f`` at the data.
+
+    NumPy's own header parser (bounded header size) does the reading; raises ``ValueError`` for a bad header.
+    Nothing is allocated for the data: compare ``data_bytes`` with what the file holds before loading it.
+    """
+    version = np.lib.format.read_magic(f)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read(f)
+    return shape, dtype, math.prod(shape) * dtype.itemsize
+
+
 def _open_regular(path):
-    """``(binary file, size)`` for a regular file; a folder, FIFO or device is refused without blocking on it."""
+    """``(binary file, size)`` for a model file; :class:`ModelFileError` for anything else."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        f = open_regular(path)
     except FileNotFoundError:
         raise ModelFileError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ModelFileError(f"{path}: is a folder, not a model file") from None
     except OSError as e:
         raise ModelFileError(f"{path}: cannot open ({e.strerror or e})") from None
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode):
-        os.close(fd)
-        what = "is a folder" if stat.S_ISDIR(info.st_mode) else "is not a regular file"
-        raise ModelFileError(f"{path}: {what}, not a model file")
-    return os.fdopen(fd, "rb"), info.st_size
+    return f, os.fstat(f.fileno()).st_size
 
 
 _END = struct.Struct("<4s4H2LH")  # the zip's end-of-central-directory record
@@ -478,5 +503,5 @@ def check_params(path, params, expected) -> dict:
     return tree_map_with_path(lambda p, _: got[p], expected)
 
 
-__all__ = ["ModelFileError", "LoadedModel", "atomic_write", "remove_temporaries", "save_arrays", "load_arrays", "save_model", "load_model",
+__all__ = ["ModelFileError", "LoadedModel", "atomic_write", "remove_temporaries", "open_regular", "npy_header", "save_arrays", "load_arrays", "save_model", "load_model",
            "check_params", "check_metadata"]

@@ -141,9 +141,11 @@ def _unit(u8):
 
 def load_image_file(path):
     """Read a PNG or JPEG file and preprocess it: ``(x (784,) float32, info)`` as :func:`image_to_mnist`."""
+    from fnn.io import open_regular
+
     path = os.fspath(path)
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:  # never blocks on a FIFO or reads a device
             data = f.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None

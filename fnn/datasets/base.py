@@ -69,3 +69,32 @@ def check_pair(x, y, where: str, num_classes: int | None = None) -> None:
         raise DatasetError(f"{where}: labels must be integers, got {y.dtype}")
     if len(y) and (y.min() < 0 or (num_classes is not None and y.max() >= num_classes)):
         raise DatasetError(f"{where}: labels must lie in 0..{(num_classes or 1) - 1}, found {y.min()}..{y.max()}")
+
+
+MAX_CLASSES = 1 << 16  # labels beyond this are a broken file, not a classification problem
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_features(x, where: str) -> None:
+    """Raise :class:`DatasetError` unless ``x`` is ``(n, ...)`` real numbers that float32 holds (finite, in range)."""
+    if not isinstance(x, np.ndarray) or x.ndim < 1:
+        raise DatasetError(f"{where}: examples must be an array (n, ...), got {type(x).__name__} of shape {np.shape(x)}")
+    if x.dtype.kind not in "biuf":
+        raise DatasetError(f"{where}: examples must hold real numbers, got dtype {x.dtype}")
+    if x.dtype.kind == "f" and x.size:
+        for start in range(0, len(x), 4096):  # in chunks: no full-size temporary
+            chunk = x[start : start + 4096]
+            if not np.isfinite(chunk).all():
+                raise DatasetError(f"{where}: examples hold NaN or Inf")
+            if np.abs(chunk).max() > FLOAT32_MAX:
+                raise DatasetError(f"{where}: examples hold values beyond float32's range (|x| > {FLOAT32_MAX:.3g})")
+
+
+def class_names(y, where: str) -> list:
+    """``["0", "1", ...]`` up to the largest label in ``y``; at most :data:`MAX_CLASSES`."""
+    if not len(y):
+        return []
+    top = int(y.max())
+    if top >= MAX_CLASSES:
+        raise DatasetError(f"{where}: labels go up to {top}; at most {MAX_CLASSES} classes")
+    return [str(i) for i in range(top + 1)]

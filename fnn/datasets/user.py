@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fnn.datasets.base import Dataset, DatasetError, check_pair
+from fnn.datasets.base import Dataset, DatasetError, check_features, check_pair, class_names
 from fnn.datasets.idx import parse_idx
-from fnn.datasets.integrity import read_content
+from fnn.datasets.integrity import MAX_CONTENT, read_content
+from fnn.io import npy_header
 
 _IDX_NAME = re.compile(r"(train|t10k|test)[-_.]?(images|labels)", re.IGNORECASE)
 
@@ -29,6 +30,8 @@ def load_path(path) -> Dataset:
         return load_idx_folder(p)
     if not p.exists():
         raise DatasetError(f"{p}: no such file or folder")
+    if not p.is_file():
+        raise DatasetError(f"{p}: not a regular file (a pipe or a device?)")
     if p.suffix.lower() == ".npz":
         return load_npz(p)
     if p.suffix.lower() == ".csv":
@@ -38,10 +41,6 @@ def load_path(path) -> Dataset:
 
 def _record(data: bytes) -> dict:
     return {"md5": hashlib.md5(data).hexdigest(), "size": len(data)}
-
-
-def _classes_for(y) -> list:
-    return [str(i) for i in range(int(y.max()) + 1)] if len(y) else []
 
 
 def _empty_like(x, y) -> tuple:
@@ -77,15 +76,17 @@ def load_idx_folder(folder) -> Dataset:
             raise DatasetError(f"{path}: wrong dims: images need at least 2 dimensions, got {array.shape}")
         arrays[split, part] = array
     x, y = arrays["train", "images"], arrays["train", "labels"]
+    check_features(x, str(found["train", "images"]))
     check_pair(x, y, str(found["train", "labels"]))
     if ("test", "images") in arrays:
         x_test, y_test = arrays["test", "images"], arrays["test", "labels"]
+        check_features(x_test, str(found["test", "images"]))
         check_pair(x_test, y_test, str(found["test", "labels"]))
         if x_test.shape[1:] != x.shape[1:]:
             raise DatasetError(f"{folder}: test images are {x_test.shape[1:]}, train images {x.shape[1:]}")
     else:
         x_test, y_test = _empty_like(x, y)
-    classes = _classes_for(np.concatenate([y, y_test]))
+    classes = class_names(np.concatenate([y, y_test]), str(folder))
     return Dataset(folder.name, x, y, x_test, y_test, classes, f"folder {folder}", files)
 
 
@@ -96,21 +97,26 @@ def load_npz(path) -> Dataset:
     """
     path = Path(path)
     try:
+        _check_npz_sizes(path)
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
+    except DatasetError:
+        raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise DatasetError(f"{path}: not a readable .npz without pickled objects ({e})") from None
+        raise DatasetError(f"{path}: not a readable .npz without pickled objects ({str(e):.300})") from None
     arrays.setdefault("x", arrays.pop("x_train", None))
     arrays.setdefault("y", arrays.pop("y_train", None))
     if arrays["x"] is None or arrays["y"] is None:
         keys = sorted(k for k, v in arrays.items() if v is not None)
         raise DatasetError(f"{path}: needs arrays 'x' and 'y' (or 'x_train'/'y_train'); it has {keys}")
     x, y = arrays["x"], arrays["y"]
+    check_features(x, f"{path}: x")
     check_pair(x, y, f"{path}: x/y")
     if ("x_test" in arrays) != ("y_test" in arrays):
         raise DatasetError(f"{path}: has one of 'x_test'/'y_test' but not both")
     if "x_test" in arrays:
         x_test, y_test = arrays["x_test"], arrays["y_test"]
+        check_features(x_test, f"{path}: x_test")
         check_pair(x_test, y_test, f"{path}: x_test/y_test")
         if x_test.shape[1:] != x.shape[1:]:
             raise DatasetError(f"{path}: x_test rows are {x_test.shape[1:]}, x rows {x.shape[1:]}")
@@ -122,7 +128,7 @@ def load_npz(path) -> Dataset:
         check_pair(x, y, f"{path}: y", len(classes))
         check_pair(x_test, y_test, f"{path}: y_test", len(classes))
     else:
-        classes = _classes_for(np.concatenate([y, y_test]))
+        classes = class_names(np.concatenate([y, y_test]), str(path))
     files = {path.name: _record(path.read_bytes())}
     return Dataset(path.stem, x, y, x_test, y_test, classes, f"file {path}", files)
 
@@ -169,9 +175,9 @@ def load_csv(path, label_column: str | None = None) -> Dataset:
             raise DatasetError(f"{path}: line {i}: feature value {bad!r} is not a number") from None
         if not np.isfinite(features[i - 2]).all():
             raise DatasetError(f"{path}: line {i}: features must be finite numbers, got {values}")
-    if all(re.fullmatch(r"\s*\d+\s*", s) for s in labels):
+    if all(re.fullmatch(r"\s*\d{1,9}\s*", s) for s in labels):
         y = np.array([int(s) for s in labels], np.int64)
-        classes = _classes_for(y)
+        classes = class_names(y, str(path))
     else:
         classes = sorted(set(labels))
         index = {name: i for i, name in enumerate(classes)}
@@ -179,6 +185,29 @@ def load_csv(path, label_column: str | None = None) -> Dataset:
     x_test, y_test = _empty_like(features, y)
     files = {path.name: _record(raw)}
     return Dataset(path.stem, features, y, x_test, y_test, classes, f"file {path}", files)
+
+
+def _check_npz_sizes(path) -> None:
+    """Before ``np.load`` allocates anything: each ``.npy`` header's array must be exactly what its member holds.
+
+    A header declaring more data than the member (a zip bomb, a damaged file)
+    and members adding up to more than ``MAX_CONTENT`` are refused.
+    """
+    with zipfile.ZipFile(path) as zf:
+        infos = zf.infolist()
+        total = sum(i.file_size for i in infos)
+        if total > MAX_CONTENT:
+            raise DatasetError(f"{path}: oversized: members declare {total} bytes, at most {MAX_CONTENT}")
+        for info in infos:
+            if not info.filename.endswith(".npy"):
+                continue
+            with zf.open(info) as f:
+                shape, dtype, data = npy_header(f)
+                if dtype.hasobject:
+                    raise DatasetError(f"{path}: not a readable .npz without pickled objects ({info.filename} holds Python objects)")
+                if f.tell() + data != info.file_size:
+                    raise DatasetError(f"{path}: member {info.filename} declares {shape} {dtype} "
+                                       f"({data} bytes) but holds {info.file_size - f.tell()} bytes of data")
 
 
 def _is_float(text: str) -> bool:
