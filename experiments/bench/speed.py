@@ -57,6 +57,15 @@ def spread(times):
     return f"{statistics.median(times):.3f} s ({min(times):.3f}-{max(times):.3f})"
 
 
+def stolen_seconds():
+    """CPU time the hypervisor gave to other guests so far (``steal`` in /proc/stat), or None off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            return int(f.readline().split()[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def machine_lines(threads):
     from threadpoolctl import threadpool_info
 
@@ -341,7 +350,7 @@ def load(quick, npz=None):
 
 
 def run(args, epochs, tmp):
-    t_start = time.perf_counter()
+    t_start, stolen = time.perf_counter(), stolen_seconds()
     x, y, x_test, y_test = load(args.quick)
     archs, dataset = ARCHS, "mnist"
     if args.arch:
@@ -396,8 +405,9 @@ def run(args, epochs, tmp):
         print(f"peak RSS of fnn-cli {' '.join(rss_args[:3])}: {rss:.0f} MB" + ("" if code == 0 else f"  (exit {code}: {out[-300:]})"))
         for line in out.strip().splitlines()[-2:-1]:
             print(f"  {line}")
+    steal = "" if stolen is None else f", {stolen_seconds() - stolen:.1f} s of CPU stolen by the hypervisor"
     print(f"load average at the end: {', '.join(f'{v:.2f}' for v in os.getloadavg())}; "
-          f"{time.perf_counter() - t_start:.0f} s in all")
+          f"{time.perf_counter() - t_start:.0f} s in all{steal}")
 
 
 def plain_check(fast_run, arch, x, y, epochs, x_test_float, y_test):
