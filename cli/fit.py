@@ -164,7 +164,7 @@ def fit(config_file, out, resume, threads, data_dir, quiet, **options):
     warnings.simplefilter("ignore", RuntimeWarning)  # overflow is reported below as a diverged loss
     try:
         summary = run_fit(config, out, resume=bool(resume), callbacks=[progress], data_dir=data_dir, threads=threads)
-    except (ConfigError, datasets.DatasetError) as e:
+    except (ConfigError, datasets.DatasetError, runs.RunError) as e:
         progress.close()
         fail(str(e))
     except ModelFileError as e:

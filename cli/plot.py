@@ -24,7 +24,10 @@ def plot(run, out):
 
     if not Path(run).is_dir():
         fail(f"{run}: no such run folder")
-    history = runs.read_metrics(run)
+    try:
+        history = runs.read_metrics(run)
+    except runs.RunError as e:
+        fail(str(e))
     if not history:
         fail(f"{run}: no epoch recorded yet in {runs.METRICS}")
     path = plotting.training_curves(history, out or Path(run) / "training_curves.png", title=f"Training curves: {Path(run).name}")

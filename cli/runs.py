@@ -28,7 +28,12 @@ def list_(root):
         return
     click.echo(f"{'run':<48} {'dataset':<14} {'epochs':>6} {'test_acc':>8} {'seconds':>8}")
     for run in found:
-        s = fruns.read_summary(run)
+        try:
+            s = fruns.read_summary(run)
+            fruns.read_metrics(run)
+        except fruns.RunError:
+            click.echo(f"{run.name:<48} (damaged {fruns.SUMMARY} or {fruns.METRICS})")
+            continue
         acc = f"{s['test_accuracy']:.4f}" if "test_accuracy" in s else "-"
         secs = f"{s['train_seconds']:.1f}" if "train_seconds" in s else "-"
         epochs = s.get("epochs", len(fruns.read_metrics(run)))
@@ -46,11 +51,15 @@ def show(run):
     """
     if not fruns.is_run(run) and not (fruns.Path(run) / fruns.CHECKPOINT).is_file():
         fail(f"{run}: not a run folder")
-    summary = fruns.read_summary(run)
+    try:
+        summary = fruns.read_summary(run)
+        metrics = fruns.read_metrics(run)
+    except fruns.RunError as e:
+        fail(str(e))
     click.echo(json.dumps(summary, indent=2) if summary else f"{run}: no summary yet (training unfinished)")
     cfg = fruns.Path(run) / fruns.CONFIG
     if cfg.is_file():
         click.echo("\nconfig:\n" + cfg.read_text())
-    for r in fruns.read_metrics(run):
+    for r in metrics:
         val = f"  val_acc {r['val_accuracy']:.4f}" if "val_accuracy" in r else ""
         click.echo(f"epoch {r['epoch']:>3}  loss {r['loss']:.4f}  acc {r['accuracy']:.4f}{val}")

@@ -26,7 +26,10 @@ def run_row(run) -> dict:
     run = Path(run)
     if not runs.is_run(run):
         raise EvaluationError(f"{run}: not a run folder (no {runs.SUMMARY} or {runs.MODEL})")
-    s = runs.read_summary(run)
+    try:
+        s = runs.read_summary(run)
+    except runs.RunError as e:
+        raise EvaluationError(str(e)) from None
     arch = s.get("arch")
     return {
         "name": "-".join(map(str, arch)) if isinstance(arch, list) else run.name,
@@ -81,7 +84,11 @@ def compare_runs(run_dirs, out_dir, pictures=True) -> dict:
     if not run_dirs:
         raise EvaluationError("give at least one run folder to compare")
     rows = _unique_names(_sorted([run_row(r) for r in run_dirs]))
-    out = Path(out_dir)
+    try:
+        histories = {r["name"]: runs.read_metrics(r["run"]) for r in rows} if pictures else {}
+    except runs.RunError as e:
+        raise EvaluationError(str(e)) from None
+    out = Path(out_dir)  # made only once every input has been read
     out.mkdir(parents=True, exist_ok=True)
     files = {"table": out / TABLE_FILE, "csv": out / CSV_FILE}
     for path, text in ((files["table"], markdown(rows)), (files["csv"], to_csv(rows))):
@@ -89,7 +96,6 @@ def compare_runs(run_dirs, out_dir, pictures=True) -> dict:
     if pictures:
         from fnn import plotting
 
-        histories = {r["name"]: runs.read_metrics(r["run"]) for r in rows}
         files["curves"] = plotting.compare_curves(histories, out / CURVES_FILE)
         files["scatter"] = plotting.compare_scatter(rows, out / SCATTER_FILE)
     return {"rows": rows, "files": {k: str(v) for k, v in files.items()}}

@@ -282,15 +282,19 @@ def evaluate_run(run_or_model, dataset=None, split="test", out_dir=None, *, data
         raise EvaluationError(f"dataset {name!r} gives inputs of shape {tuple(features)}, "
                               f"the model takes {tuple(loaded.input_shape[1:])}")
     out = Path(out_dir) if out_dir is not None else (run / EVAL_DIR if run else path.with_name(path.stem + "-eval"))
-    summary = runs.read_summary(run) if run else {}
-    about = {"model": str(path), "run": str(run) if run else None, "dataset": name, "split": split,
-             "summary_test_accuracy": summary.get("test_accuracy"), "summary_test_loss": summary.get("test_loss")}
-    history = runs.read_metrics(run) if run else None
-    title = f"Evaluation of {run.name if run else path.name} on {name} ({split})"
     from fnn.diagnostics import read
 
+    try:
+        summary = runs.read_summary(run) if run else {}
+        history = runs.read_metrics(run) if run else None
+        diagnostics = read(run) if run else None
+    except runs.RunError as e:
+        raise EvaluationError(str(e)) from None
+    about = {"model": str(path), "run": str(run) if run else None, "dataset": name, "split": split,
+             "summary_test_accuracy": summary.get("test_accuracy"), "summary_test_loss": summary.get("test_loss")}
+    title = f"Evaluation of {run.name if run else path.name} on {name} ({split})"
     return evaluate(loaded.model, loaded.params, x, y, classes, out, transform=transform, history=history,
-                    pictures=pictures, title=title, about=about, diagnostics=read(run) if run else None)
+                    pictures=pictures, title=title, about=about, diagnostics=diagnostics)
 
 
 def _trained_on(run):

@@ -28,7 +28,7 @@ DEFAULT_ROOT = "runs"
 
 
 class RunError(ValueError):
-    """A path is neither a run folder nor a model file."""
+    """A path is neither a run folder nor a model file, or a run folder's summary or metrics are damaged."""
 
 
 def is_run(path) -> bool:
@@ -46,38 +46,78 @@ def list_runs(root=DEFAULT_ROOT) -> list[Path]:
     return sorted(runs, key=lambda p: (os.path.getmtime(p), p.name))
 
 
+#: What the readers below check: keys that must hold a number (or null), an integer, a name, layer sizes.
+NUMBERS = ("test_accuracy", "test_loss", "val_accuracy", "train_seconds", "lr", "loss", "accuracy", "val_loss",
+           "seconds", "cpu_seconds", "peak_rss_mb")
+INTEGERS = ("epochs", "params", "batch_size", "seed", "best_epoch", "epoch")
+NAMES = ("dataset", "optimizer")
+
+
+def _check_record(path, record, where=""):
+    """Raise :class:`RunError` unless ``record`` is an object whose known keys have their types."""
+    if not isinstance(record, dict):
+        raise RunError(f"{path}{where}: expected a JSON object, found {type(record).__name__}")
+    for key, value in record.items():
+        ok = (value is None
+              or (key in NUMBERS and isinstance(value, (int, float)) and not isinstance(value, bool))
+              or (key in INTEGERS and type(value) is int)
+              or (key in NAMES and isinstance(value, str))
+              or (key == "arch" and isinstance(value, list) and all(type(v) is int for v in value))
+              or key not in NUMBERS + INTEGERS + NAMES + ("arch",))
+        if not ok:
+            raise RunError(f"{path}{where}: {key!r} holds {value!r:.40}, not what fnn writes there")
+    return record
+
+
 def read_summary(run) -> dict:
-    """The run's ``summary.json`` as a dict ({} when it has none yet)."""
+    """The run's ``summary.json`` as a dict ({} when it has none yet); :class:`RunError` if it is damaged."""
     path = Path(run) / SUMMARY
     if not path.is_file():
         return {}
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            summary = json.load(f)
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise RunError(f"{path}: not a readable summary ({type(e).__name__})") from None
+    return _check_record(path, summary)
 
 
 def read_metrics(run) -> list[dict]:
-    """The run's ``metrics.jsonl``: one dict per finished epoch (a torn last line is skipped)."""
-    return read_jsonl(Path(run) / METRICS)
+    """The run's ``metrics.jsonl``: one dict per finished epoch (a torn last line is skipped).
+
+    :class:`RunError` names the line when one is not such a record.
+    """
+    path = Path(run) / METRICS
+    return [_check_record(path, row, f" line {i}") for i, row in enumerate(read_jsonl(path), 1)]
 
 
 def read_jsonl(path) -> list[dict]:
     """One dict per line of a JSON-lines file, stopping at a torn line; [] when there is no file."""
     path, rows = Path(path), []
     if path.is_file():
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise RunError(f"{path}: not a readable JSON-lines file ({type(e).__name__})") from None
+        for i, line in enumerate(lines, 1):
+            try:
+                rows.append(json.loads(line))
+            except (ValueError, RecursionError):
+                if i == len(lines):  # torn by a kill in the middle of an append
                     break
+                raise RunError(f"{path}: line {i} is not JSON") from None
     return rows
 
 
 def latest_run(root=DEFAULT_ROOT, dataset=None) -> Path | None:
     """The most recent run under ``root`` that has a model (of ``dataset``, when given), or None."""
     for run in reversed(list_runs(root)):
-        if (run / MODEL).is_file() and (dataset is None or read_summary(run).get("dataset") == dataset):
-            return run
+        try:
+            if (run / MODEL).is_file() and (dataset is None or read_summary(run).get("dataset") == dataset):
+                return run
+        except RunError:  # a damaged summary: not a run to pick
+            continue
     return None
 
 

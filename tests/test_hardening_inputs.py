@@ -366,3 +366,47 @@ def test_compare_of_a_non_run_writes_nothing(cli_runner, cli_app, run, tmp_path)
     one_line(cli_runner.invoke(cli_app, ["compare", str(run), str(tmp_path / "missing"), "--out", str(out)]), 2, "missing")
     assert not out.exists()
     assert fio.remove_temporaries(run, [runs.MODEL, runs.CHECKPOINT]) == []
+
+
+# ---------------------------------------------------------------- damaged run folders given to compare, evaluate, runs, plot, serve
+
+DAMAGE = {
+    "binary summary": (runs.SUMMARY, bytes(range(256)), "not a readable summary"),
+    "summary is a list": (runs.SUMMARY, b"[1, 2]", "expected a JSON object"),
+    "summary with a string accuracy": (runs.SUMMARY, b'{"test_accuracy": "high", "arch": "abc"}', "'test_accuracy'"),
+    "summary nested too deep": (runs.SUMMARY, b"[" * 100_000 + b"]" * 100_000, "not a readable summary"),
+    "metrics with junk inside": (runs.METRICS, b'{"epoch": 1, "loss": 0.5, "accuracy": 0.8}\nnot json\n{"epoch": 2}\n', "line 2"),
+    "metrics with a wrong type": (runs.METRICS, b'{"epoch": "one", "loss": "x"}\n', "line 1"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_damaged_run_folders_are_named_and_nothing_is_written(cli_runner, cli_app, run, tmp_path, damage):
+    import shutil
+
+    name, content, needle = DAMAGE[damage]
+    bad = tmp_path / "bad"
+    shutil.copytree(run, bad)
+    (bad / name).write_bytes(content)
+    commands = [(["compare", str(run), str(bad), "--out", str(tmp_path / "cmp")], tmp_path / "cmp"),
+                (["evaluate", str(bad), "--no-pictures"], bad / "eval"),
+                (["runs", "show", str(bad)], None)]
+    if name == runs.SUMMARY:  # the pad reads a run's summary (its test accuracy), not its metrics
+        commands.append((["serve", "--models", str(bad), "--port", "0"], None))
+    else:
+        commands.append((["plot", str(bad)], bad / "training_curves.png"))
+    for args, written in commands:
+        one_line(cli_runner.invoke(cli_app, args), 2, name, needle)
+        assert written is None or not written.exists()
+    r = cli_runner.invoke(cli_app, ["runs", "list", str(tmp_path)])
+    assert r.exit_code == 0 and "damaged" in r.output and "Traceback" not in r.output
+
+
+def test_a_metrics_line_torn_by_a_kill_is_skipped(run, tmp_path):
+    import shutil
+
+    torn = tmp_path / "torn"
+    shutil.copytree(run, torn)
+    with open(torn / runs.METRICS, "a") as f:
+        f.write('{"epoch": 2, "loss": 0.4')  # the process died in the middle of this append
+    assert [m["epoch"] for m in runs.read_metrics(torn)] == [1]

@@ -71,7 +71,10 @@ def load_one(path, taken=()) -> ServedModel:
         raise ModelLoadError(f"{file}: metadata 'classes' must list {n} names, one per output")
     classes = [str(c) for c in classes]
     mean, std = standardization(file, meta.get("preprocessing"))
-    summary = runs.read_summary(file.parent) if file.name == runs.MODEL else {}
+    try:
+        summary = runs.read_summary(file.parent) if file.name == runs.MODEL else {}
+    except runs.RunError as e:
+        raise ModelLoadError(str(e)) from None
     accuracy = meta.get("test_accuracy", summary.get("test_accuracy"))
     dataset = meta.get("dataset", summary.get("dataset"))
     return ServedModel(
