@@ -17,6 +17,7 @@ header).
 import io
 import json
 import os
+import re
 import struct
 import tempfile
 import threading
@@ -290,14 +291,18 @@ def write(tmp_path, data, name="evil.npz"):
 
 
 def refused(path, match):
-    """Load ``path``, expecting ModelFileError matching ``match``; returns tracemalloc's peak while refusing."""
+    """Load ``path``, expecting ModelFileError naming it and then matching ``match``; returns tracemalloc's peak."""
     tracemalloc.start()
     try:
-        with pytest.raises(fio.ModelFileError, match=match):
+        with pytest.raises(fio.ModelFileError) as e:
             fio.load_model(path)
-        return tracemalloc.get_traced_memory()[1]
+        peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+    message = str(e.value)
+    assert message.startswith(f"{path}: "), message
+    assert re.search(match, message[len(str(path)) :]), message  # not in the path (test names hold the same words)
+    return peak
 
 
 @pytest.mark.parametrize("descr", ["|O", [("a", "<f4"), ("b", "|O")], "<U8", "|V8", "<c8", "<M8[s]"])
