@@ -265,6 +265,7 @@ class Workspace:
         return opt_state
 
     def state_tree(self, flat_state):
+        """The inverse of :meth:`flat_state`: each flat vector back as a tree of views."""
         for path in self.state_paths:
             flat_state = _put(flat_state, path, self.pool.tree(_get(flat_state, path)))
         return flat_state
