@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import argparse
 import base64
+import http.client
 import json
 import sys
 import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve_bench import connect, payloads, request_bytes, start_server  # noqa: E402
+from serve_bench import payloads, start_server  # noqa: E402
 
 from fnn import datasets, runs  # noqa: E402
 
@@ -37,37 +38,30 @@ def rss_mb(pid: int) -> float:
 
 
 def mixed_requests() -> list[bytes]:
-    """Raw HTTP requests: PNG drawings (with and without compare), pixel arrays, and malformed bodies."""
+    """JSON bodies: PNG drawings (with and without compare), pixel arrays, and malformed bodies."""
     pngs = payloads(48)
     x = datasets.load("mnist").x_test[:48]
     pixels = [json.dumps({"pixels": (d.reshape(-1) / 255.0).round(3).tolist()}).encode() for d in x]
     compare = [b[:-1] + b', "compare": true}' for b in pngs[:16]]
     bad = [b'{"pixels": [0.5, 0.5]}', b'{"image": "data:image/png;base64,' + base64.b64encode(b"not a png") + b'"}',
            b"{broken", b'{"pixels": ' + b"[" * 3000 + b"]" * 3000 + b"}"]
-    return [request_bytes(b) for b in pngs + pixels + compare + bad * 4]
+    return pngs + pixels + compare + bad * 4
 
 
-def send(port, requests, indices, errors):
-    """Send ``requests[i]`` for each ``i`` on one keep-alive connection; count transport errors and 5xx."""
-    sock, f = connect(port)
+def send(port, bodies, indices, errors):
+    """POST ``bodies[i]`` for each ``i`` on one keep-alive connection; count transport errors and answers other than 200/400."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
         for i in indices:
-            sock.sendall(requests[i % len(requests)])
-            status = f.readline()
-            length = 0
-            while True:
-                line = f.readline()
-                if line in (b"\r\n", b""):
-                    break
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            f.read(length)
-            if not status.startswith((b"HTTP/1.1 200", b"HTTP/1.1 400")):
-                errors.append((i, status))
-    except OSError as e:
+            conn.request("POST", "/api/predict", body=bodies[i % len(bodies)], headers={"Content-Type": "application/json"})
+            r = conn.getresponse()
+            r.read()
+            if r.status not in (200, 400):
+                errors.append((i, r.status))
+    except (OSError, http.client.HTTPException) as e:
         errors.append(("connection", repr(e)))
     finally:
-        sock.close()
+        conn.close()
 
 
 def run_requests(port, requests, first, count, connections, errors):
