@@ -27,7 +27,7 @@ from fnn.tree import tree_equal
 
 FNN_CLI = [sys.executable, "-c", "from fnn.cli.main import cli; cli()"]
 KILLS = 20
-EPOCHS = 40
+EPOCHS = 60
 
 
 def fit_args(small_npz, out):
@@ -75,7 +75,7 @@ def test_20_sigkills_at_random_moments_then_resume_is_bit_identical(cli_runner, 
         proc = subprocess.Popen(FNN_CLI + (["fit", "--resume", str(run), "-q"] if resume else fit_args(small_npz, run)),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         if phase == "startup":  # imports, data loading, the first checkpoint
-            time.sleep(rng.uniform(0.0, 0.8))
+            time.sleep(rng.uniform(0.0, 0.6))
         elif phase == "mid-epoch":  # after the next epoch's checkpoint, somewhere inside the following epoch
             before = checkpoint_stamp(ckpt)
             wait_until(lambda: checkpoint_stamp(ckpt) != before, proc)
