@@ -173,11 +173,12 @@ def _hostile_models(run, folder):
     }
 
 
-def test_hostile_model_files_given_to_predict_and_evaluate(cli_runner, cli_app, run, tmp_path):
+def test_hostile_model_files_given_to_predict_evaluate_and_serve(cli_runner, cli_app, run, tmp_path):
     digit = tmp_path / "x.npy"
     np.save(digit, np.zeros((1, 784), np.float32))
     for name, (path, needle) in _hostile_models(run, tmp_path).items():
         one_line(cli_runner.invoke(cli_app, ["predict", str(path), str(digit)]), 2, name, needle)
+        one_line(cli_runner.invoke(cli_app, ["serve", "--models", str(path), "--port", "0"]), 2, name)
         out = tmp_path / f"eval-{name}"
         one_line(cli_runner.invoke(cli_app, ["evaluate", str(path), "--dataset", "mnist", "--out", str(out)]), 2, name)
         assert not out.exists()
