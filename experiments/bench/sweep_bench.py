@@ -69,9 +69,9 @@ def main():
     print(f"sweep: {len(runs)} configurations ({what}); done: local {done[0]}, cluster {done[1]}")
     print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} before the runs (other processes share the cores)")
     cluster = f"LocalCluster ({args.workers} workers)"
-    print(f"{'local (1 process) sweep:':<34}{local_s:8.2f} s")
-    print(f"{cluster + ' start:':<34}{start_s:8.2f} s")
-    print(f"{cluster + ' sweep:':<34}{dask_s:8.2f} s")
+    print(f"{'local (1 process) sweep:':<34}{local_s:8.3f} s")
+    print(f"{cluster + ' start:':<34}{start_s:8.3f} s")
+    print(f"{cluster + ' sweep:':<34}{dask_s:8.3f} s")
     print(f"speed-up: {local_s / dask_s:.2f}x (sweep only), {local_s / (start_s + dask_s):.2f}x (with the cluster's start)")
     print(f"weights identical: {same}")
 
