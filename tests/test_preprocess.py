@@ -174,7 +174,7 @@ def test_huge_png_is_refused_from_its_header_without_decoding():
     t = time.perf_counter()
     with pytest.raises(ImageError, match="20000x20000"):
         image_to_mnist(data)
-    assert time.perf_counter() - t < 0.1
+    assert time.perf_counter() - t < 1.0  # the bound; decoding 400 MB of pixels would take far longer
 
 
 def test_huge_jpeg_is_refused_from_its_frame_header():
