@@ -47,7 +47,7 @@ def read_npy(path, features: int):
     from fnn.io import npy_header, open_regular
 
     try:
-        with open_regular(path) as f:
+        with open_regular(path, InputError, "a .npy file") as f:
             size = os.fstat(f.fileno()).st_size
             if size > MAX_NPY_BYTES:
                 raise InputError(f"{path}: larger than {MAX_NPY_BYTES >> 20} MB")
@@ -60,10 +60,6 @@ def read_npy(path, features: int):
             a = np.load(f, allow_pickle=False)
     except InputError:
         raise
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a folder, not a .npy file") from None
     except (ValueError, OSError, EOFError) as e:
         reason = (str(e).splitlines() or [type(e).__name__])[0] if not isinstance(e, OSError) or not e.strerror else e.strerror
         raise InputError(f"{path}: not a readable .npy array ({reason})") from None

@@ -175,18 +175,29 @@ def load_arrays(path, check=None):
             raise ModelFileError(f"{path}: corrupt archive ({type(e).__name__}: {e})") from None
 
 
-def open_regular(path):
+def open_regular(path, error=None, what="a file"):
     """Open ``path`` for binary reading if it is a regular file; a FIFO or device is refused without blocking on it.
 
-    Raises ``FileNotFoundError``, ``IsADirectoryError``, or ``OSError`` (errno ``EINVAL``) for anything else.
+    Raises ``FileNotFoundError``, ``IsADirectoryError``, or ``OSError`` (errno ``EINVAL``) for anything else;
+    with ``error`` (an exception class), raises ``error("<path>: <reason>")`` instead, ``what`` naming the
+    kind of file expected (e.g. "a model file").
     """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        if stat.S_ISDIR(mode):
-            raise IsADirectoryError(errno.EISDIR, "is a folder", path)
-        raise OSError(errno.EINVAL, "not a regular file (a pipe or a device?)", path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            os.close(fd)
+            if stat.S_ISDIR(mode):
+                raise IsADirectoryError(errno.EISDIR, "is a folder", path)
+            raise OSError(errno.EINVAL, "not a regular file (a pipe or a device?)", path)
+    except OSError as e:
+        if error is None:
+            raise
+        if isinstance(e, FileNotFoundError):
+            raise error(f"{path}: no such file") from None
+        if isinstance(e, IsADirectoryError):
+            raise error(f"{path}: is a folder, not {what}") from None
+        raise error(f"{path}: cannot open ({e.strerror or e})") from None
     return os.fdopen(fd, "rb")
 
 
@@ -204,14 +215,7 @@ def npy_header(f) -> tuple:
 
 def _open_regular(path):
     """``(binary file, size)`` for a model file; :class:`ModelFileError` for anything else."""
-    try:
-        f = open_regular(path)
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ModelFileError(f"{path}: is a folder, not a model file") from None
-    except OSError as e:
-        raise ModelFileError(f"{path}: cannot open ({e.strerror or e})") from None
+    f = open_regular(path, ModelFileError, "a model file")
     return f, os.fstat(f.fileno()).st_size
 
 

@@ -145,12 +145,8 @@ def load_image_file(path):
 
     path = os.fspath(path)
     try:
-        with open_regular(path) as f:  # never blocks on a FIFO or reads a device
+        with open_regular(path, ImageError, "an image") as f:  # never blocks on a FIFO or reads a device
             data = f.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ImageError(f"{path}: is a folder, not an image") from None
     except OSError as e:
         raise ImageError(f"{path}: cannot read ({e.strerror})") from None
     if len(data) > MAX_FILE_BYTES:
