@@ -141,16 +141,6 @@ def test_the_shipped_files_are_the_original_gz_files():
     assert sorted(p.name for p in MNIST_DIR.iterdir()) == sorted(f"{n}.gz" for n in IDX_NAMES)
 
 
-def test_datasets_imports_only_numpy_attrs_and_the_standard_library():
-    code = (
-        "import sys; before = set(sys.modules); import fnn.datasets; "
-        "new = {m.split('.')[0] for m in set(sys.modules) - before}; "
-        "print(sorted(new - set(sys.stdlib_module_names) - {'fnn', 'numpy', 'attr', 'attrs'}))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
-
-
 # ---------------------------------------------------------------- 2. Fashion-MNIST
 
 

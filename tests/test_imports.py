@@ -1,15 +1,19 @@
 import subprocess
 import sys
 
+import pytest
 
-def test_import_fnn_loads_no_app_or_plotting_modules():
+
+@pytest.mark.parametrize("module", ["fnn", "fnn.datasets"])
+def test_library_imports_only_numpy_attrs_and_the_standard_library(module):
+    """``import fnn`` (and its datasets) loads no click, flask, matplotlib, yaml or PIL: nothing beyond NumPy and attrs."""
     code = (
-        "import sys, fnn; "
-        "bad = sorted({m.split('.')[0] for m in sys.modules} & {'click', 'flask', 'matplotlib', 'yaml', 'PIL', 'werkzeug'}); "
-        "print(','.join(bad))"
+        f"import sys; before = set(sys.modules); import {module}; "
+        "new = {m.split('.')[0] for m in set(sys.modules) - before}; "
+        "print(sorted(new - set(sys.stdlib_module_names) - {'fnn', 'numpy', 'attr', 'attrs'}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == ""
+    assert out.stdout.strip() == "[]"
 
 
 def test_library_never_imports_the_apps():
