@@ -146,8 +146,8 @@ def build_penalty(config: FitConfig):
 def blame_layer(model, params, x) -> str:
     """Which layer of a serial ``model`` broke on ``x``: the first with a non-finite output, else the largest output."""
     largest = (-1.0, None, None)
-    for i, spec in enumerate(model.spec.get("layers", [model.spec])):
-        child = layers.build(spec)
+    for i, child in enumerate(model.children or (model,)):
+        spec = child.spec
         with np.errstate(all="ignore"):
             x = child.apply(params[str(i)], x)
             peak = float(np.max(np.abs(x))) if x.size else 0.0
