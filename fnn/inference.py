@@ -31,9 +31,11 @@ def features_of(loaded) -> int:
 
 def standardize(x, metadata):
     """Apply the model's stored standardization (``preprocessing.mean/std``), if any."""
-    prep = (metadata or {}).get("preprocessing") or {}
-    if prep.get("mean") is not None:
-        x = (x - np.asarray(prep["mean"], np.float32)) / np.asarray(prep["std"], np.float32)
+    from fnn.io import standardization
+
+    mean, std = standardization(metadata)
+    if mean is not None:
+        x = (x - mean) / std
     return x.astype(np.float32, copy=False)
 
 

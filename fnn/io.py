@@ -487,6 +487,18 @@ def check_metadata(path, metadata, features, outputs) -> None:
             raise ModelFileError(f"{path}: preprocessing std must be > 0")
 
 
+def standardization(metadata) -> tuple:
+    """``(mean, std)`` float32 arrays from a loaded model's ``preprocessing`` metadata, or ``(None, None)``.
+
+    :func:`check_metadata` has vetted them at load: both finite, ``std > 0``,
+    one number or one per input feature. A model's input is ``(x - mean) / std``.
+    """
+    prep = (metadata or {}).get("preprocessing") or {}
+    if prep.get("mean") is None:
+        return None, None
+    return np.asarray(prep["mean"], np.float32), np.asarray(prep["std"], np.float32)
+
+
 def check_params(path, params, expected) -> dict:
     """Check ``params`` against ``expected`` (layout, shapes, dtypes, finiteness); return it in ``expected``'s layout.
 

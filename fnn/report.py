@@ -115,15 +115,11 @@ def confidence_summary(y_true, probs, n_bins: int = 15) -> dict:
 
 def transform_for(metadata: dict):
     """The uint8 -> float32 transform a model was trained with, from its ``preprocessing`` metadata."""
-    from fnn import datasets
+    from fnn import datasets, io
 
-    prep = (metadata or {}).get("preprocessing") or {}
-    mean, std = prep.get("mean"), prep.get("std")
-    return datasets.make_transform(
-        grayscale=bool(prep.get("grayscale", False)),
-        mean=None if mean is None else np.asarray(mean, np.float32),
-        std=None if std is None else np.asarray(std, np.float32),
-    )
+    mean, std = io.standardization(metadata)
+    grayscale = bool(((metadata or {}).get("preprocessing") or {}).get("grayscale", False))
+    return datasets.make_transform(grayscale=grayscale, mean=mean, std=std)
 
 
 def evaluate(model, params, x, y, classes=None, out_dir=None, *, transform=None, history=None,

@@ -14,7 +14,7 @@ import numpy as np
 
 import fnn
 from fnn import runs
-from fnn.io import ModelFileError
+from fnn.io import ModelFileError, standardization
 
 INPUT_SHAPE = (-1, 784)
 
@@ -70,7 +70,7 @@ def load_one(path, taken=()) -> ServedModel:
     if not isinstance(classes, list) or len(classes) != n:
         raise ModelLoadError(f"{file}: metadata 'classes' must list {n} names, one per output")
     classes = [str(c) for c in classes]
-    mean, std = standardization(file, meta.get("preprocessing"))
+    mean, std = standardization(meta)  # vetted by load_model: finite, std > 0, one or 784 numbers
     try:
         summary = runs.read_summary(file.parent) if file.name == runs.MODEL else {}
     except runs.RunError as e:
@@ -87,20 +87,6 @@ def load_one(path, taken=()) -> ServedModel:
         mean,
         std,
     )
-
-
-def standardization(file, prep):
-    """``(mean, std)`` float32 arrays from the model's ``preprocessing`` metadata, or ``(None, None)``."""
-    if not isinstance(prep, dict) or prep.get("mean") is None:
-        return None, None
-    try:
-        mean, std = np.asarray(prep["mean"], np.float32), np.asarray(prep.get("std"), np.float32)
-    except (TypeError, ValueError):
-        mean = std = None
-    ok = mean is not None and all(a.shape in ((), (784,)) and np.isfinite(a).all() for a in (mean, std))
-    if not ok or (std <= 0).any():
-        raise ModelLoadError(f"{file}: preprocessing mean/std must be finite numbers or 784 of them, std > 0")
-    return mean, std
 
 
 def load_all(paths) -> Registry:
