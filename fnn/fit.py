@@ -394,6 +394,7 @@ def fit(config: FitConfig, out_dir=None, *, resume=False, callbacks=(), data_dir
     _call(callbacks, "on_train_begin", info)
     if diag is not None and state["epoch"] == 0 and state["cursor"] == 0:
         warn(diag.epoch_end(0, params))  # epoch 0: the initialization
+    x_val = transform(data["x_val"]) if len(data["y_val"]) else None  # converted once, not every epoch
     stopped_early = False
     sigint = _DeferredSigint()
     try:
@@ -432,8 +433,8 @@ def fit(config: FitConfig, out_dir=None, *, resume=False, callbacks=(), data_dir
 
             record = {"epoch": epoch + 1, "loss": sums["loss"] / max(1, sums["count"]),
                       "accuracy": sums["correct"] / max(1, sums["count"])}
-            if len(data["y_val"]):
-                val = evaluate(model, params, transform(data["x_val"]), data["y_val"])
+            if x_val is not None:
+                val = evaluate(model, params, x_val, data["y_val"])
                 record.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
             found = diag.epoch_end(epoch + 1, params, record) if diag is not None else []
             record["lr"] = optim.learning_rate(opt_state)
