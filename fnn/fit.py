@@ -132,15 +132,7 @@ def build_optimizer(config: FitConfig, steps_per_epoch: int):
 
 def build_penalty(config: FitConfig):
     """The L1 + L2 penalty, or None."""
-    parts = ([losses.l1(config.l1)] if config.l1 else []) + ([losses.l2(config.l2)] if config.l2 else [])
-    if not parts:
-        return None
-    if len(parts) == 1:
-        return parts[0]
-    return losses.Penalty(
-        lambda p: parts[0].apply(p) + parts[1].apply(p),
-        lambda p: fnn.tree.tree_add(parts[0].grad(p), parts[1].grad(p)),
-    )
+    return losses.penalties(*([losses.l1(config.l1)] if config.l1 else []), *([losses.l2(config.l2)] if config.l2 else []))
 
 
 def blame_layer(model, params, x) -> str:

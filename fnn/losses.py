@@ -13,12 +13,13 @@ A :class:`Penalty` is the same over a parameter pytree: ``apply(params) -> float
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, NamedTuple
 
 import numpy as np
 
 from fnn.layers import log_softmax, softmax
-from fnn.tree import tree_leaves, tree_map_with_path
+from fnn.tree import tree_add, tree_leaves, tree_map_with_path
 
 
 class Loss(NamedTuple):
@@ -166,6 +167,18 @@ def l1(coef: float, mask=weights_only) -> Penalty:
     return Penalty(apply, grad)
 
 
+def penalties(*parts: Penalty) -> Penalty | None:
+    """The sum of several penalties (e.g. ``penalties(l1(1e-5), l2(1e-4))``); None when given none."""
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    return Penalty(
+        lambda params: sum(p.apply(params) for p in parts),
+        lambda params: functools.reduce(tree_add, (p.grad(params) for p in parts)),
+    )
+
+
 def _masked(params, mask):
     flags = tree_map_with_path(lambda p, w: mask(p, w), params)
     return [w for w, keep in zip(tree_leaves(params), tree_leaves(flags)) if keep]
@@ -182,6 +195,7 @@ __all__ = [
     "one_hot",
     "l1",
     "l2",
+    "penalties",
     "softmax",
     "log_softmax",
     "LOSSES",

@@ -112,3 +112,12 @@ def test_vjp_matches_grad_and_first_layer_skips_dx():
     np.testing.assert_array_equal(dp["0"]["w"], dp2["0"]["w"])
     _, back = model.vjp(params, x, need_dx=False)
     assert back(dy)[1] is None
+
+
+def test_summed_penalties():
+    _, params = layers.mlp([4, 3, 2]).init(random.key(0), (-1, 4))
+    params = {k: {n: a + 0.1 for n, a in v.items()} for k, v in params.items()}
+    both = losses.penalties(losses.l1(0.3), losses.l2(0.7))
+    assert both.apply(params) == pytest.approx(losses.l1(0.3).apply(params) + losses.l2(0.7).apply(params))
+    assert gradcheck.check_penalty(both, params) <= TOL
+    assert losses.penalties() is None and losses.penalties(losses.l1(0.1)).apply(params) == losses.l1(0.1).apply(params)
