@@ -2,6 +2,8 @@
 
 Data stays as stored (MNIST as uint8: 47 MB rather than 188 MB as float32); each
 batch is gathered with ``np.take`` and converted on the way out by ``transform``.
+Batches land in arrays recycled once the caller has let go of them
+(:class:`fnn.buffers.Recycler`): new batch-sized arrays every step page-fault.
 
 >>> x, y = np.arange(10, dtype=np.uint8).reshape(5, 2), np.arange(5)
 >>> [len(yb) for _, yb in iterate_batches(x, y, 2, key=random.key(0))]
@@ -15,6 +17,9 @@ import math
 import numpy as np
 
 from fnn import random
+from fnn.buffers import Recycler
+
+_to_float_out = Recycler()  # to_float's results, recycled
 
 
 def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:
@@ -44,15 +49,19 @@ def iterate_batches(x, y, batch_size, key=None, drop_last=False, transform=None,
     n = len(x)
     if len(y) != n:
         raise ValueError(f"x has {n} rows but y has {len(y)}")
-    order = epoch_order(n, key)
+    order, gathered = epoch_order(n, key), Recycler(limit=3)
+    x = np.asarray(x)
     for b in range(start, num_batches(n, batch_size, drop_last)):
         idx = order[b * batch_size : (b + 1) * batch_size]
-        xb = np.take(x, idx, axis=0)
+        xb = np.take(x, idx, axis=0, out=gathered.take((len(idx),) + x.shape[1:], x.dtype), mode="clip")  # idx is in range
         yield (transform(xb) if transform is not None else xb), np.take(y, idx, axis=0)
 
 
 def to_float(x, scale=1.0 / 255.0, dtype=np.float32):
-    """uint8 pixels -> ``dtype`` in [0, 1], flattened to ``(batch, features)``."""
-    out = x.reshape(len(x), -1).astype(dtype)
-    out *= dtype(scale)
-    return out
+    """uint8 pixels -> ``dtype`` in [0, 1], flattened to ``(batch, features)``: ``dtype(x) * dtype(scale)``.
+
+    One pass, into a recycled array (a new one whenever the last result is still held).
+    """
+    x = np.asarray(x)
+    out = _to_float_out.take((len(x), x[:1].size), dtype)
+    return np.multiply(x.reshape(len(x), -1), dtype(scale), out=out, dtype=dtype)

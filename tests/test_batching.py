@@ -89,6 +89,8 @@ def test_memory_beyond_the_uint8_data_stays_within_a_few_batches():
     finally:
         tracemalloc.stop()
     print(f"iterating 2 epochs of MNIST: peak {peak / 1e6:.2f} MB beyond the uint8 arrays ({x.nbytes / 1e6:.0f} MB)")
-    assert peak < order_bytes + 3 * batch_bytes  # about 1.3 MB, against 188 MB for a float32 copy
-    assert current < batch_bytes
+    # Recycled arrays (fnn.buffers): two float32 batches in turn plus the short last one, with their uint8
+    # sources: about 1.9 MB in all, against 188 MB for a float32 copy. Kept by the transform between epochs.
+    assert peak < order_bytes + 4 * batch_bytes
+    assert current < 3 * batch_bytes
     assert total == pytest.approx(float(x.sum(dtype=np.int64)) / 255, rel=1e-4)

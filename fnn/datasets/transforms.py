@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from fnn.buffers import Recycler
+
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601 weights of R, G, B
 MIN_STD = 1e-6
 
 
-def scale(x) -> np.ndarray:
-    """uint8 ``x`` -> float32 in [0, 1]; any other dtype -> float32 as it is. A new array, same shape."""
-    out = np.array(x, dtype=np.float32)
-    if x.dtype == np.uint8:
-        out *= np.float32(1 / 255)
-    return out
+def scale(x, out=None) -> np.ndarray:
+    """uint8 ``x`` -> float32 in [0, 1]; any other dtype -> float32 as it is. Same shape; into ``out`` when given."""
+    factor = np.float32(1 / 255 if x.dtype == np.uint8 else 1)
+    return np.multiply(x, factor, out=out, dtype=np.float32)
 
 
 def rgb_to_gray(x) -> np.ndarray:
@@ -48,8 +48,10 @@ def make_transform(flatten: bool = True, grayscale: bool = False, mean=None, std
     if (mean is None) != (std is None):
         raise ValueError("give both mean and std, or neither")
 
+    recycled = Recycler(limit=3)  # batch-sized results, reused once the caller lets go (fnn.buffers)
+
     def transform(x):
-        out = scale(x)
+        out = scale(x, out=recycled.take(np.shape(x), np.float32))
         if grayscale:
             out = rgb_to_gray(out)
         if flatten:
