@@ -223,8 +223,9 @@ class Workspace:
     """What a training step keeps between calls for one parameter layout.
 
     The gradient vector (with one tree of views per child layer), scratch, the
-    pool for parameters and optimizer state, and activation buffers keyed by
-    name and shape. It is also the ``ws`` the optimizers' fused kernels get.
+    pool for parameters and optimizer state, and one :class:`Pass` (with its
+    activation buffers) per batch size. It is also the ``ws`` the optimizers'
+    fused kernels get.
     """
 
     def __init__(self, params, opt_state):
@@ -235,7 +236,7 @@ class Workspace:
         self.grad_leaves = self.layout.views(self.grad)
         self.grad_tree = self.layout.tree(self.grad_leaves)
         self.state_paths = _params_shaped(opt_state, structure(params))
-        self.buffers = {}
+        self.passes = {}  # batch size -> Pass
 
     def new(self):
         return self.pool.take()
@@ -245,15 +246,14 @@ class Workspace:
         views = [self.grad_leaves if f is self.grad else self.pool.views(f) for f in flats]
         return zip(self.layout.paths, *views)
 
-    def buffer(self, name, shape):
-        """An activation buffer owned by the step (never returned to the caller)."""
-        key = (name, shape)
-        buf = self.buffers.get(key)
-        if buf is None:
-            if len(self.buffers) > 64:  # batch sizes keep changing: start over rather than hoard
-                self.buffers.clear()
-            buf = self.buffers[key] = np.empty(shape, np.float32)
-        return buf
+    def pass_for(self, step, batch: int) -> Pass:
+        """The :class:`Pass` of ``step``'s model for ``batch`` rows (made on first use)."""
+        run = self.passes.get(batch)
+        if run is None:
+            if len(self.passes) > 8:  # batch sizes keep changing: start over rather than hoard
+                self.passes.clear()
+            run = self.passes[batch] = Pass(step.children, step.kinds, step.loss, self, batch)
+        return run
 
     def flat_state(self, opt_state):
         """``opt_state`` with each params-shaped entry replaced by its flat vector, or None."""
@@ -295,44 +295,62 @@ def _put(tree, path, value):
     return out
 
 
-def forward_backward(children, kinds, params, x, y, key, loss, ws):
-    """Loss value and outputs of one forward and one backward pass; the gradients land in ``ws.grad``.
+class Pass:
+    """One forward and one backward pass of a ``serial``, for one batch size, through buffers made once.
 
-    ``children`` are a ``serial``'s layers and ``kinds`` their :func:`kind`:
-    Dense layers use ``ws``'s buffers, ReLU works in place on them, any other
-    child runs its own ``vjp``.
+    Each child is run one of three ways, fixed when the pass is made:
+    ``"dense"`` (a genuine Dense: products into its own ``y``, ``dx`` and
+    gradient buffers), ``"relu"`` (in place on the buffer before it, which is
+    ours), or ``"vjp"`` (anything else, and a ReLU whose input is not ours:
+    the child's own ``vjp``). :meth:`run` leaves the gradients in ``ws.grad``.
     """
-    saved = []  # per child: ("dense", input) | ("relu", output) | ("vjp", backward)
-    h, own = x, False  # own: h is a buffer of ours, free to overwrite
-    for i, (child, how, k) in enumerate(zip(children, kinds, layers.child_keys(children, key))):
-        p = params[str(i)]
-        if how == "dense":
-            saved.append(("dense", h))
-            h, own = layers.dense_forward(p, h, out=ws.buffer(("y", i), (len(h), p["w"].shape[1]))), True
-        elif how == "relu" and own:
-            saved.append(("relu", np.maximum(h, 0, out=h)))
-        else:
-            h, back = child.vjp(p, h, k, need_dx=i > 0)
-            saved.append(("vjp", back))
-            own = False
-    value, d = loss.value_and_grad(h, y)
-    own = False
-    for i in reversed(range(len(children))):
-        how, it = saved[i]
-        if how == "dense":
-            dx = ws.buffer(("dx", i), it.shape) if i > 0 else None
-            _, d = layers.dense_backward(params[str(i)], it, d, i > 0, out=ws.grad_tree[str(i)], dx=dx)
-            own = True
-        elif how == "relu":
-            d = np.multiply(d, it > 0, out=d if own else None)
-            own = True
-        else:
-            dparams, d = it(d)
-            by_path = dict(tree_flatten(dparams))
-            for path, g in tree_flatten(ws.grad_tree[str(i)]):
-                np.copyto(g, by_path[path])
-            own = False
-    return value, h
+
+    def __init__(self, children, kinds, loss, ws, batch: int):
+        self.children, self.loss = children, loss
+        self.uses_key = any(c.uses_key for c in children)
+        self.ones = np.ones(batch, np.float32)
+        self.steps = []  # (params key, how, child, y, dx, gradient tree)
+        own = False  # is the current activation a buffer of ours?
+        for i, (child, how) in enumerate(zip(children, kinds)):
+            name, y, dx = str(i), None, None
+            if how == "dense":
+                n_in, n_out = ws.grad_tree[name]["w"].shape
+                y, dx = np.empty((batch, n_out), np.float32), np.empty((batch, n_in), np.float32) if i else None
+            elif how != "relu" or not own:
+                how = "vjp"
+            own = how != "vjp"
+            self.steps.append((name, how, child, y, dx, ws.grad_tree[name]))
+
+    def run(self, params, x, y, key):
+        """``(loss value, outputs)`` of the batch ``(x, y)``; the parameter gradients land in ``ws.grad``."""
+        keys = layers.child_keys(self.children, key) if self.uses_key else None
+        saved, h = [], x  # per child: its input (dense), its output (relu) or its backward function (vjp)
+        for i, (name, how, child, out, _, _) in enumerate(self.steps):
+            if how == "dense":
+                saved.append(h)
+                h = layers.dense_forward(params[name], h, out=out)
+            elif how == "relu":
+                saved.append(np.maximum(h, 0, out=h))
+            else:
+                h, back = child.vjp(params[name], h, keys[i] if keys is not None else None, need_dx=i > 0)
+                saved.append(back)
+        value, d = self.loss.value_and_grad(h, y)
+        own = False  # is ``d`` a buffer of ours?
+        for i in reversed(range(len(self.steps))):
+            name, how, child, _, dx, grads = self.steps[i]
+            if how == "dense":
+                d = layers.dense_backward(params[name], saved[i], d, i > 0, out=grads, dx=dx, ones=self.ones)[1]
+                own = True
+            elif how == "relu":
+                d = np.multiply(d, saved[i] > 0, out=d if own else None)
+                own = True
+            else:
+                dparams, d = saved[i](d)
+                by_path = dict(tree_flatten(dparams))
+                for path, g in tree_flatten(grads):
+                    np.copyto(g, by_path[path])
+                own = False
+        return value, h
 
 
 def _leaves(tree):
@@ -375,7 +393,7 @@ class TrainStep:
         S = ws.flat_state(opt_state)
         if S is None:
             return None
-        value, outputs = forward_backward(self.children, self.kinds, params, x, y, key, self.loss, ws)
+        value, outputs = ws.pass_for(self, len(x)).run(params, x, y, key)
         if self.penalty is not None:
             value += self.penalty.apply(params)
             for g, dp in zip(ws.grad_leaves, _leaves(self.penalty.grad(params))):

@@ -89,13 +89,14 @@ def dense_forward(params, x, out=None):
     return y
 
 
-def dense_backward(params, x, dy, need_dx, out=None, dx=None):
+def dense_backward(params, x, dy, need_dx, out=None, dx=None, ones=None):
     """``({"w": x.T @ dy, "b": 1.T @ dy}, dy @ w.T)``; into ``out`` (a ``{"w", "b"}`` tree) and ``dx`` when given.
 
     The bias gradient, the batch sum of ``dy``, is a matrix-vector product: BLAS does it faster than a reduction.
+    ``ones`` is that vector of ``len(dy)`` ones, if the caller keeps one.
     """
     out = out or {"w": None, "b": None}
-    ones = np.ones(len(dy), dy.dtype)
+    ones = np.ones(len(dy), dy.dtype) if ones is None else ones
     dparams = {"w": np.matmul(x.T, dy, out=out["w"]), "b": np.matmul(ones, dy, out=out["b"])}
     return dparams, (np.matmul(dy, params["w"].T, out=dx) if need_dx else None)
 
