@@ -60,8 +60,9 @@ def iterate_batches(x, y, batch_size, key=None, drop_last=False, transform=None,
 def to_float(x, scale=1.0 / 255.0, dtype=np.float32):
     """uint8 pixels -> ``dtype`` in [0, 1], flattened to ``(batch, features)``: ``dtype(x) * dtype(scale)``.
 
-    One pass, into a recycled array (a new one whenever the last result is still held).
+    Into a recycled array (a new one whenever the last result is still held).
     """
     x = np.asarray(x)
     out = _to_float_out.take((len(x), x[:1].size), dtype)
-    return np.multiply(x.reshape(len(x), -1), dtype(scale), out=out, dtype=dtype)
+    np.copyto(out, x.reshape(len(x), -1), casting="unsafe")  # a plain cast: faster than casting inside multiply
+    return np.multiply(out, dtype(scale), out=out)

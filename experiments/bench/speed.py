@@ -12,6 +12,8 @@ batch 128, float32) it times, in one run and interleaved epoch by epoch:
   but the first), into preallocated buffers, on batches gathered beforehand;
 - fnn through its public API: ``fnn.make_train_step`` + ``fnn.batching.iterate_batches``
   (shuffled uint8 batches converted per batch; the step also reports loss and accuracy);
+- a hand-written NumPy loop with no framework (the same model, Adam and batches,
+  every buffer made once): the floor NumPy itself sets, to measure fnn against;
 - PyTorch CPU, if installed: the same model, Adam, shuffled uint8 batches, loss
   and accuracy per step, in a process of its own (its OpenMP threads spin after
   each call and would slow NumPy's BLAS threads in the same process);
@@ -126,6 +128,79 @@ class FnnApi:
 
     def accuracy(self, x_test, y_test):
         return float(np.mean(fnn.predict(self.model, self.params, x_test) == y_test))
+
+
+class HandWritten:
+    """The floor for NumPy: one hand-written loop, no framework, every buffer made once.
+
+    The same model, Adam and shuffled uint8 batches as fnn, with nothing but the
+    arithmetic: the yardstick for how much of fnn's time is its own.
+    """
+
+    def __init__(self, arch, x, y):
+        rng = np.random.default_rng(0)
+        self.ws = [(rng.standard_normal((a, b)) * np.sqrt(2 / a)).astype(np.float32) for a, b in zip(arch[:-1], arch[1:])]
+        self.bs = [np.zeros(b, np.float32) for b in arch[1:]]
+        params = self.ws + self.bs
+        self.m, self.v = [np.zeros_like(p) for p in params], [np.zeros_like(p) for p in params]
+        self.tmp = [np.empty_like(p) for p in params]
+        self.x, self.y, self.epochs, self.count = x.reshape(len(x), -1), y, 0, 0
+        self.xu, self.xf = np.empty((BATCH, arch[0]), np.uint8), np.empty((BATCH, arch[0]), np.float32)
+        self.hs = [np.empty((BATCH, b), np.float32) for b in arch[1:]]
+        self.ds = [np.empty((BATCH, a), np.float32) for a in arch[:-1]]
+        self.gw, self.gb = [np.empty_like(w) for w in self.ws], [np.empty_like(b) for b in self.bs]
+        self.ones = np.ones(BATCH, np.float32)
+
+    def step(self, idx):
+        n, last = len(idx), len(self.ws) - 1
+        xu, xf = self.xu[:n], self.xf[:n]
+        np.take(self.x, idx, axis=0, out=xu, mode="clip")
+        np.copyto(xf, xu, casting="unsafe")
+        xf *= np.float32(1 / 255)
+        hs = [xf]
+        for i, (w, b) in enumerate(zip(self.ws, self.bs)):
+            h = np.matmul(hs[-1], w, out=self.hs[i][:n])
+            h += b
+            if i < last:
+                np.maximum(h, 0, out=h)
+            hs.append(h)
+        z, labels, rows = hs[-1], self.y[idx], np.arange(n)
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        loss = -np.log(p[rows, labels]).mean()
+        p[rows, labels] -= 1
+        d = p * np.float32(1 / n)
+        for i in reversed(range(len(self.ws))):
+            np.matmul(hs[i].T, d, out=self.gw[i])
+            np.matmul(self.ones[:n], d, out=self.gb[i])
+            if i:
+                d = np.matmul(d, self.ws[i].T, out=self.ds[i][:n])
+                d *= hs[i] > 0
+        self.count += 1
+        c1, c2 = 1 - 0.9**self.count, 1 - 0.999**self.count
+        k, e = c1 / np.sqrt(c2), 1e-8 * c1
+        for p, g, m, v, t in zip(self.ws + self.bs, self.gw + self.gb, self.m, self.v, self.tmp):
+            m *= 0.9
+            m += np.multiply(g, 0.1, out=t)
+            v *= 0.999
+            v += np.multiply(np.multiply(g, g, out=t), 0.001, out=t)
+            np.divide(m, np.add(np.multiply(np.sqrt(v, out=t), k, out=t), e, out=t), out=t)
+            t *= np.float32(-1e-3)
+            p += t
+        return loss, np.count_nonzero(z.argmax(axis=1) == labels) / n
+
+    def epoch(self):
+        order = random.permutation(random.fold_in(random.key(1), self.epochs), len(self.y))
+        for s in range(0, len(order), BATCH):
+            self.step(order[s : s + BATCH])
+        self.epochs += 1
+
+    def accuracy(self, x_test, y_test):
+        h = x_test
+        for i, (w, b) in enumerate(zip(self.ws, self.bs)):
+            h = h @ w + b
+            h = np.maximum(h, 0) if i < len(self.ws) - 1 else h
+        return float(np.mean(h.argmax(axis=1) == y_test))
 
 
 class Torch:
@@ -363,18 +438,19 @@ def run(args, epochs, tmp):
     print(f"fnn speed: MNIST {len(y)} train / {len(y_test)} test, Adam, batch {BATCH} ({steps} steps an epoch), float32")
     for line in machine_lines(args.threads):
         print(line)
-    print(f"epoch figures: median (min-max) of {epochs} epochs after one warm-up; GEMM and fnn interleaved\n")
+    print(f"epoch figures: median (min-max) of {epochs} epochs after one warm-up; GEMM, fnn and the hand-written loop interleaved\n")
 
     for arch in archs:
         name = arch_name(arch)
         pt = "skipped (--no-torch)" if args.no_torch else torch_figures(arch, epochs, args.quick, args.threads, dataset)
-        gemm, api = GemmOnly(arch, x_float, len(y)), FnnApi(arch, x, y)
-        times = interleaved({"GEMM only": gemm.epoch, "fnn API": api.epoch}, epochs)
+        gemm, api, hand = GemmOnly(arch, x_float, len(y)), FnnApi(arch, x, y), HandWritten(arch, x, y)
+        times = interleaved({"GEMM only": gemm.epoch, "fnn API": api.epoch, "hand-written NumPy": hand.epoch}, epochs)
         base, fnn_t = statistics.median(times["GEMM only"]), statistics.median(times["fnn API"])
         print(f"{name}:")
         for label, ts in times.items():
             print(f"  {label:<24} {spread(ts)}  {statistics.median(ts) / base:.2f}x GEMM")
-        print(f"  fnn test accuracy        {api.accuracy(x_test_float, y_test):.4f} after {epochs + 1} epochs")
+        print(f"  fnn test accuracy        {api.accuracy(x_test_float, y_test):.4f} after {epochs + 1} epochs"
+              f" (hand-written loop: {hand.accuracy(x_test_float, y_test):.4f})")
         if arch is archs[0]:
             print(f"  {'fnn plain path':<24} {plain_check(api, arch, x, y, epochs + 1, x_test_float, y_test)}")
         if isinstance(pt, dict):

@@ -23,8 +23,11 @@ MIN_STD = 1e-6
 
 def scale(x, out=None) -> np.ndarray:
     """uint8 ``x`` -> float32 in [0, 1]; any other dtype -> float32 as it is. Same shape; into ``out`` when given."""
-    factor = np.float32(1 / 255 if x.dtype == np.uint8 else 1)
-    return np.multiply(x, factor, out=out, dtype=np.float32)
+    out = np.empty(np.shape(x), np.float32) if out is None else out
+    np.copyto(out, x, casting="unsafe")
+    if x.dtype == np.uint8:
+        out *= np.float32(1 / 255)
+    return out
 
 
 def rgb_to_gray(x) -> np.ndarray:
