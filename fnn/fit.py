@@ -311,19 +311,7 @@ def fit(config: FitConfig, out_dir=None, *, resume=False, callbacks=(), data_dir
 
     out = Path(out_dir) if out_dir is not None else default_run_dir(config)
     ckpt_path = out / runs.CHECKPOINT
-    previous = None
-    if resume:
-        if not ckpt_path.is_file():
-            raise ConfigError(f"cannot resume: {out} has no {runs.CHECKPOINT}")
-        previous = load_checkpoint(ckpt_path)
-        old = previous["config"].to_dict()
-        new = config.to_dict()
-        differ = sorted(k for k in new if k != "epochs" and new[k] != old[k])
-        if differ:
-            raise ConfigError(
-                "cannot resume with a different configuration: "
-                + ", ".join(f"{k} {old[k]!r} -> {new[k]!r}" for k in differ)
-            )
+    previous = _checkpoint_to_resume(out, config) if resume else None
     data = prepare_data(config, data_dir, dataset)
     out.mkdir(parents=True, exist_ok=True)
     transform = data["transform"]
@@ -339,31 +327,13 @@ def fit(config: FitConfig, out_dir=None, *, resume=False, callbacks=(), data_dir
     k_init, _, k_shuffle, k_dropout = random.split(root, 4)
     _, params = model.init(k_init, in_shape)
     opt_state = optimizer.init(params)
-    state = {
-        "config": config,
-        "key": root,
-        "epoch": 0,
-        "cursor": 0,
-        "history": [],
-        "epoch_sums": {"loss": 0.0, "correct": 0.0, "count": 0},
-        "best": {"epoch": None, "val_loss": None, "wait": 0},
-        "best_params": None,
-        "train_seconds": 0.0,
-        "first_loss": None,
-    }
-    if previous is not None:
-        params = _restore_layout(ckpt_path, previous["params"], params, "params")
-        opt_state = _restore_layout(ckpt_path, previous["opt_state"], opt_state, "opt_state")
-        best = previous["best_params"]
-        state.update({k: previous[k] for k in ("epoch", "cursor", "history", "epoch_sums", "best", "train_seconds", "first_loss")})
-        state["best_params"] = _restore_layout(ckpt_path, best, params, "best_params") if best is not None else None
-        state["config"] = config
+    state = _start_state(config, root, params, opt_state, previous, ckpt_path)
+    params, opt_state = state["params"], state["opt_state"]
     # left by a run killed (kill -9, power cut) in the middle of a write
     io.remove_temporaries(out, [runs.CHECKPOINT, runs.MODEL, runs.SUMMARY, runs.METRICS, runs.CONFIG])
     save_config(out / runs.CONFIG, config)
     _rewrite_metrics(out / runs.METRICS, state["history"])
     if previous is None:
-        state.update(params=params, opt_state=opt_state)
         save_checkpoint(ckpt_path, state)  # epoch 0: there is always a good checkpoint to go back to
     log = open(out / runs.LOG, "a", encoding="utf-8")
 
@@ -435,15 +405,7 @@ def fit(config: FitConfig, out_dir=None, *, resume=False, callbacks=(), data_dir
             record.update(seconds=seconds, cpu_seconds=time.process_time() - c0, peak_rss_mb=_peak_rss_mb())
             state["history"].append(record)
 
-            best = state["best"]
-            monitor = record.get("val_loss", record["loss"])
-            if best["val_loss"] is None or monitor < best["val_loss"] - config.min_delta:
-                best.update(epoch=epoch + 1, val_loss=monitor, wait=0)
-                if config.early_stopping:
-                    state["best_params"] = params
-            else:
-                best["wait"] += 1
-            stop = bool(config.early_stopping) and best["wait"] >= config.early_stopping
+            stop = _track_best(state, record, params, config)
             state.update(params=params, opt_state=opt_state, epoch=epoch + 1, cursor=0,
                          epoch_sums={"loss": 0.0, "correct": 0.0, "count": 0})
             save_checkpoint(ckpt_path, state)
@@ -453,7 +415,7 @@ def fit(config: FitConfig, out_dir=None, *, resume=False, callbacks=(), data_dir
             warn(found)
             if stop:
                 stopped_early = True
-                log_line(f"early stopping after epoch {epoch + 1}: best epoch {best['epoch']}")
+                log_line(f"early stopping after epoch {epoch + 1}: best epoch {state['best']['epoch']}")
                 break
     finally:
         sigint.restore()
@@ -461,8 +423,68 @@ def fit(config: FitConfig, out_dir=None, *, resume=False, callbacks=(), data_dir
 
     if config.early_stopping and state["best_params"] is not None:
         params = state["best_params"]
+    summary = _finish(out, config, data, model, params, in_shape, loss, state, stopped_early)
+    _call(callbacks, "on_train_end", summary)
+    return summary
+
+
+def _checkpoint_to_resume(out: Path, config: FitConfig) -> dict:
+    """The checkpoint in ``out``, after checking that ``config`` is the one it was trained with (``epochs`` may grow)."""
+    ckpt_path = out / runs.CHECKPOINT
+    if not ckpt_path.is_file():
+        raise ConfigError(f"cannot resume: {out} has no {runs.CHECKPOINT}")
+    previous = load_checkpoint(ckpt_path)
+    old, new = previous["config"].to_dict(), config.to_dict()
+    differ = sorted(k for k in new if k != "epochs" and new[k] != old[k])
+    if differ:
+        raise ConfigError(
+            "cannot resume with a different configuration: " + ", ".join(f"{k} {old[k]!r} -> {new[k]!r}" for k in differ)
+        )
+    return previous
+
+
+def _start_state(config, root, params, opt_state, previous, ckpt_path) -> dict:
+    """Everything a checkpoint holds: a fresh run's (``params``, ``opt_state`` as initialised), or ``previous``'s."""
+    state = {
+        "config": config,
+        "key": root,
+        "params": params,
+        "opt_state": opt_state,
+        "epoch": 0,
+        "cursor": 0,
+        "history": [],
+        "epoch_sums": {"loss": 0.0, "correct": 0.0, "count": 0},
+        "best": {"epoch": None, "val_loss": None, "wait": 0},
+        "best_params": None,
+        "train_seconds": 0.0,
+        "first_loss": None,
+    }
+    if previous is not None:
+        state["params"] = _restore_layout(ckpt_path, previous["params"], params, "params")
+        state["opt_state"] = _restore_layout(ckpt_path, previous["opt_state"], opt_state, "opt_state")
+        state.update({k: previous[k] for k in ("epoch", "cursor", "history", "epoch_sums", "best", "train_seconds", "first_loss")})
+        best = previous["best_params"]
+        state["best_params"] = _restore_layout(ckpt_path, best, params, "best_params") if best is not None else None
+    return state
+
+
+def _track_best(state, record, params, config) -> bool:
+    """Update the best epoch (lowest ``val_loss``, else training loss) with ``record``; True when early stopping is due."""
+    best = state["best"]
+    monitor = record.get("val_loss", record["loss"])
+    if best["val_loss"] is None or monitor < best["val_loss"] - config.min_delta:
+        best.update(epoch=record["epoch"], val_loss=monitor, wait=0)
+        if config.early_stopping:
+            state["best_params"] = params
+    else:
+        best["wait"] += 1
+    return bool(config.early_stopping) and best["wait"] >= config.early_stopping
+
+
+def _finish(out, config, data, model, params, in_shape, loss, state, stopped_early) -> dict:
+    """Test the final ``params``, save the model and ``summary.json``; returns the summary."""
     if len(data["y_test"]):
-        logits = predict_logits(model, params, transform(data["x_test"]))
+        logits = predict_logits(model, params, data["transform"](data["x_test"]))
         test = {"loss": loss.apply(logits, data["y_test"]), "accuracy": accuracy(logits, data["y_test"])}
     else:
         test = {"loss": None, "accuracy": None}
@@ -494,7 +516,6 @@ def fit(config: FitConfig, out_dir=None, *, resume=False, callbacks=(), data_dir
     io.save_model(out / runs.MODEL, model, params, in_shape, metadata)
     text = json.dumps(summary, indent=2)
     io.atomic_write(out / runs.SUMMARY, lambda f: f.write(text.encode()))
-    _call(callbacks, "on_train_end", summary)
     return summary
 
 
