@@ -7,6 +7,7 @@ missing, corrupt or undownloadable dataset exits 1 naming the file.
 from __future__ import annotations
 
 import os
+import sys
 
 import click
 
@@ -37,7 +38,7 @@ class ProgressBars:
     def __call__(self, name, done, total):
         if self.bar is None or name != self.name or done < self.done:  # a new file, or the next mirror
             self.close()
-            self.bar = click.progressbar(length=total or 1, label=f"{name:<27}", file=click.get_text_stream("stderr"))
+            self.bar = click.progressbar(length=total or 1, label=f"{name:<27}", file=sys.stderr)
             self.bar.__enter__()
             self.name, self.done = name, 0
         self.bar.update(done - self.done)
