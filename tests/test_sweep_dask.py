@@ -162,15 +162,6 @@ def test_without_dask_in_a_fresh_interpreter(small_npz, tmp_path):
     assert subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True).stdout.strip() == "[]"
 
 
-def test_scheduler_doctest():
-    import doctest
-
-    from fnn import distributed as fdist
-
-    result = doctest.testmod(fdist)
-    assert result.failed == 0 and result.attempted > 0
-
-
 @pytest.mark.parametrize("value, needle", [
     ("local:0", "'local:0'"), ("local:two", "'local:two'"), ("tcp://host", "'tcp://host'"), ("127.0.0.1:8786", "'127.0.0.1:8786'"),
     ("tcp://127.0.0.1:70000", "70000"),

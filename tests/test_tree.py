@@ -1,5 +1,3 @@
-import doctest
-
 import numpy as np
 import pytest
 
@@ -20,10 +18,6 @@ from fnn.tree import (
 
 def sample():
     return {"0": {"w": np.arange(6.0).reshape(2, 3), "b": np.ones(3)}, "1": {}, "2": {"w": np.full((3, 1), 2.0)}}
-
-
-def test_doctests():
-    assert doctest.testmod(tree).failed == 0
 
 
 def test_map_over_several_trees():
