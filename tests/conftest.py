@@ -1,4 +1,4 @@
-"""Shared fixtures: paths to ../shared and real MNIST arrays."""
+"""Shared fixtures: real MNIST arrays from the copy inside the package, and CLI helpers."""
 
 import gzip
 from pathlib import Path
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+MNIST_DIR = ROOT / "fnn" / "datasets" / "data" / "mnist"  # what the package ships; a user's clone has no ../shared
 
 
 def read_idx_gz(path):
@@ -21,8 +21,8 @@ def read_idx_gz(path):
 
 @pytest.fixture(scope="session")
 def mnist_raw():
-    """``(x_train, y_train, x_test, y_test)`` as uint8 from ``../shared/data/mnist``."""
-    d = SHARED / "data" / "mnist"
+    """``(x_train, y_train, x_test, y_test)`` as uint8 from the package's own MNIST copy."""
+    d = MNIST_DIR
     return tuple(
         read_idx_gz(d / f"{name}-ubyte.gz")
         for name in ("train-images-idx3", "train-labels-idx1", "t10k-images-idx3", "t10k-labels-idx1")
