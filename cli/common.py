@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 import sys
 
 import click
 
-from fnn.config import ConfigError, parse_arch
+from fnn.config import ConfigError, parse_arch, suggest_key
 
 
 class Group(click.Group):
@@ -20,6 +21,9 @@ class Group(click.Group):
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.NoSuchOption as e:
+            click.echo(f"Error: {no_such_option(e)}", err=True)
+            sys.exit(e.exit_code)
         except click.ClickException as e:
             click.echo(f"Error: {e.format_message()}", err=True)
             sys.exit(e.exit_code)
@@ -36,6 +40,69 @@ class Group(click.Group):
             click.echo("Error: out of memory", err=True)
             sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def no_such_option(e: click.NoSuchOption) -> str:
+    """``no such option --learning-rate; did you mean --lr?``: Click's difflib guess, plus fnn's config-key synonyms."""
+    name = e.option_name.split("=", 1)[0]
+    command = e.ctx.command if e.ctx is not None else None
+    opts = [o for p in (command.params if command else []) for o in (*p.opts, *p.secondary_opts) if o.startswith("--")]
+    near = None
+    key = suggest_key(name.lstrip("-"))  # fit's options are the config keys: learning-rate -> lr
+    if key is not None and f"--{key.replace('_', '-')}" in opts:
+        near = f"--{key.replace('_', '-')}"
+    elif close := difflib.get_close_matches(name.lstrip("-"), [o[2:] for o in opts], n=1):  # "--" would inflate the match
+        near = f"--{close[0]}"
+    if near:
+        return f"no such option {name}; did you mean {near}?"
+    where = f"; see {e.ctx.command_path} --help" if e.ctx is not None else ""
+    return f"no such option {name}{where}"
+
+
+class OptionError(click.BadParameter):
+    """A bad option value, said as ``--epochs must be a whole number, got 1.5`` (exit 2)."""
+
+    def format_message(self) -> str:
+        param = self.param
+        if param is None:
+            return self.message
+        if isinstance(param, click.Option):
+            name = max(param.opts, key=len)
+        else:
+            name = param.human_readable_name
+        return f"{name} {self.message}"
+
+
+class WholeNumber(click.IntRange):
+    """An integer option, optionally bounded like :class:`click.IntRange`; ``1.5`` is refused by name.
+
+    ``--epochs 1.5`` -> ``--epochs must be a whole number, got 1.5``; ``--epochs 0`` -> ``--epochs must be >= 1, got 0``.
+    """
+
+    name = "integer"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, bool):
+            raise OptionError(f"must be a whole number, got {value}", ctx, param)
+        if isinstance(value, int):
+            n = value
+        else:
+            text = str(value).strip()
+            try:
+                n = int(text, 10)
+            except ValueError:
+                raise OptionError(f"must be a whole number, got {text}", ctx, param) from None
+        low = self.min is not None and (n <= self.min if self.min_open else n < self.min)
+        high = self.max is not None and (n >= self.max if self.max_open else n > self.max)
+        if low or high:
+            if self.min is not None and self.max is not None:
+                bounds = f"between {self.min} and {self.max}"
+            elif self.min is not None:
+                bounds = f"{'>' if self.min_open else '>='} {self.min}"
+            else:
+                bounds = f"{'<' if self.max_open else '<='} {self.max}"
+            raise OptionError(f"must be {bounds}, got {n}", ctx, param)
+        return n
 
 
 class UserError(click.ClickException):

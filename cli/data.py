@@ -59,7 +59,7 @@ def _locate(name, data_dir) -> tuple:
     """``(label, folder, paths)`` of the local source serving ``name``; exit 1 when there is none."""
     found = datasets.locate(name, data_dir=data_dir)
     if found is None:
-        raise click.ClickException(f"{name}: not found locally; run `fnn-cli data download {name}`")
+        raise click.ClickException(datasets.not_found(name, datasets.get_spec(name).files, data_dir))
     return found
 
 

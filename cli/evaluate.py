@@ -53,4 +53,5 @@ def summary_lines(r) -> list:
         lines.append(f"most confused: {pairs}")
     if "out_dir" in r:
         lines.append(f"wrote {r['out_dir']}/: report.md, metrics.json and {len(r['files'])} pictures")
+        lines.append(f"report: {r['report']}")
     return lines

@@ -10,7 +10,7 @@ import warnings
 import click
 
 from fnn import optim, runs
-from fnn.cli.common import ArchType, fail
+from fnn.cli.common import ArchType, WholeNumber, fail
 from fnn.config import SCHEDULES, ConfigError, FitConfig, load_config
 from fnn.layers import ACTIVATIONS
 
@@ -40,26 +40,32 @@ OPTIONS = [
     ("--optimizer", click.Choice(sorted(optim.OPTIMIZERS)), "[default: adam]"),
     ("--lr", click.FloatRange(0, min_open=True), "Learning rate (> 0). [default: 0.001]"),
     ("--schedule", click.Choice(SCHEDULES), "Learning-rate schedule. [default: cosine]"),
-    ("--warmup", click.IntRange(0), "Epochs of linear learning-rate warm-up. [default: 0]"),
-    ("--batch-size", click.IntRange(1), "[default: 128]"),
-    ("--epochs", click.IntRange(1), "[default: 10]"),
+    ("--warmup", WholeNumber(0), "Epochs of linear learning-rate warm-up. [default: 0]"),
+    ("--batch-size", WholeNumber(1), "[default: 128]"),
+    ("--epochs", WholeNumber(1), "[default: 10]"),
     ("--weight-decay", click.FloatRange(0), "Decoupled weight decay, biases excluded. [default: 0; adamw 0.01]"),
     ("--l1", click.FloatRange(0), "L1 penalty coefficient. [default: 0]"),
     ("--l2", click.FloatRange(0), "L2 penalty coefficient. [default: 0]"),
     ("--clip-norm", click.FloatRange(0, min_open=True), "Clip gradients to this global norm. [default: off]"),
     ("--val-split", click.FloatRange(0, 1, max_open=True), "Validation fraction of the training set. [default: 0.1]"),
-    ("--early-stopping", click.IntRange(1), "Stop after PATIENCE epochs without val-loss improvement; keep the best."),
+    ("--early-stopping", WholeNumber(1), "Stop after PATIENCE epochs without val-loss improvement; keep the best."),
     ("--min-delta", click.FloatRange(0), "Smallest val-loss drop that counts as improvement. [default: 0]"),
-    ("--seed", click.IntRange(0), "Seed for init, split, shuffling and dropout. [default: 0]"),
+    ("--seed", WholeNumber(0), "Seed for init, split, shuffling and dropout. [default: 0]"),
 ]
 
 
 def config_options(fn):
+    """The config keys as value options, in ``OPTIONS`` order (``--arch`` and ``--dataset`` first)."""
     for name, kind, help_text in reversed(OPTIONS):
         fn = click.option(name, type=kind, default=None, help=help_text)(fn)
-    fn = click.option("--standardize/--no-standardize", default=None, help="Standardize inputs with train-split statistics.")(fn)
-    fn = click.option("--grayscale/--no-grayscale", default=None, help="Convert colour images (CIFAR-10) to gray.")(fn)
+    return fn
+
+
+def config_flags(fn):
+    """The boolean config keys, as ``--x/--no-x`` flags (listed after every value option)."""
     fn = click.option("--diagnostics/--no-diagnostics", default=None, help="Record per-layer training diagnostics.")(fn)
+    fn = click.option("--grayscale/--no-grayscale", default=None, help="Convert colour images (CIFAR-10) to gray.")(fn)
+    fn = click.option("--standardize/--no-standardize", default=None, help="Standardize inputs with train-split statistics.")(fn)
     return fn
 
 
@@ -78,42 +84,71 @@ def progress_folder(progress, out) -> str:
 
 
 class Progress:
-    """Progress for a terminal (a bar per epoch with the live loss) or plain lines for pipes and logs."""
+    """Progress for a terminal or plain lines for pipes and logs.
 
-    def __init__(self, quiet=False, tty=None):
+    On a terminal (``tty``) each epoch draws one live line, a bar with the running loss, redrawn in
+    place (``\\r`` + the text + ``\\x1b[K``, clear to end of line) at most every ``REDRAW`` seconds; at
+    the epoch's end that line is erased and replaced by the epoch's summary, so one line stays per epoch.
+    """
+
+    REDRAW = 0.1  # seconds between redraws of the live line
+    WIDTH = 24  # characters of the bar itself
+
+    def __init__(self, quiet=False, tty=None, file=None):
         self.quiet = quiet
-        self.tty = sys.stdout.isatty() if tty is None else tty
-        self.bar = None
+        self.file = file
+        self.tty = self._out().isatty() if tty is None else tty
+        self.live = False  # a live line is on screen
+        self.steps, self.drawn = 0, 0.0
+
+    def _out(self):
+        return self.file if self.file is not None else sys.stdout
+
+    def _line(self, text):
+        """A finished line; on a terminal it first erases the live one."""
+        if self.live:
+            self._out().write("\r\x1b[K")
+            self.live = False
+        click.echo(text, file=self._out())
 
     def on_train_begin(self, info):
         self.epochs = info["config"].epochs
         self.out_dir = info["out_dir"]
         if not self.quiet:
             cfg = info["config"]
-            click.echo(
+            self._line(
                 f"fit {cfg.dataset} {cfg.arch_name} ({info['params']:,} params) with {cfg.optimizer} lr={cfg.lr:g}, "
                 f"batch {cfg.batch_size}, {info['train_examples']} train / {info['val_examples']} val examples"
             )
-            click.echo(f"data: {info['source']}")
-            click.echo(f"run folder: {info['out_dir']}")
+            self._line(f"data: {info['source']}")
+            self._line(f"run folder: {info['out_dir']}")
 
     def on_epoch_begin(self, epoch, steps):
-        if self.tty and not self.quiet:
-            self.bar = click.progressbar(length=steps, label=f"epoch {epoch + 1}/{self.epochs}", width=30, file=sys.stdout)
-            self.bar.__enter__()
+        self.steps, self.started, self.drawn = steps, time.perf_counter(), 0.0
 
     def on_step_end(self, epoch, step, metrics):
-        if self.bar is not None:
-            self.bar.label = f"epoch {epoch + 1}/{self.epochs} loss {metrics['loss']:.4f}"
-            self.bar.update(1)
+        if not self.tty or self.quiet:
+            return
+        now = time.perf_counter()
+        if self.live and now - self.drawn < self.REDRAW and step + 1 < self.steps:
+            return
+        self.drawn = now
+        done = (step + 1) / max(1, self.steps)
+        filled = int(done * self.WIDTH)
+        eta = (now - self.started) / done * (1 - done)
+        text = (f"epoch {epoch + 1}/{self.epochs} loss {metrics['loss']:.4f}  [{'#' * filled}{'-' * (self.WIDTH - filled)}]"
+                f" {step + 1}/{self.steps}  eta {eta:.0f}s")
+        import shutil
+
+        out = self._out()
+        out.write("\r" + text[: max(20, shutil.get_terminal_size().columns - 1)] + "\x1b[K")  # never wraps: \r redraws it
+        out.flush()
+        self.live = True
 
     def on_epoch_end(self, epoch, r):
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-            self.bar = None
         if not self.quiet:
             val = f"  val_loss {r['val_loss']:.4f}  val_acc {r['val_accuracy']:.4f}" if "val_loss" in r else ""
-            click.echo(
+            self._line(
                 f"epoch {r['epoch']:>3}/{self.epochs}  loss {r['loss']:.4f}  acc {r['accuracy']:.4f}{val}"
                 f"  lr {r['lr']:.2e}  {r['seconds']:.2f}s"
             )
@@ -121,13 +156,23 @@ class Progress:
     def on_warning(self, text):
         """A training problem found by the diagnostics (``--diagnostics``), said once."""
         if not self.quiet:
-            click.echo(f"warning: {text}")
+            self._line(f"warning: {text}")
 
     def close(self):
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-            self.bar = None
-            click.echo()
+        """After an error or Ctrl-C: keep the live line (where training stopped) and end it."""
+        if self.live:
+            self._out().write("\n")
+            self._out().flush()
+            self.live = False
+
+
+def next_commands(run, summary) -> list:
+    """What to run after training ``run``: evaluate it, and serve it on the pad when it takes 28x28 images."""
+    quoted = shlex.quote(str(run))
+    lines = [f"fnn-cli evaluate {quoted}"]
+    if (summary.get("arch") or [None])[0] == 784:
+        lines.append(f"fnn-cli serve --models {quoted}")
+    return lines
 
 
 @click.command()
@@ -135,8 +180,9 @@ class Progress:
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML or JSON config; options override it.")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder. [default: runs/<dataset>-<arch>-<time>]")
 @click.option("--resume", type=click.Path(), help="Resume the run in this folder from its checkpoint.")
-@click.option("--threads", type=click.IntRange(1), help="BLAS threads (threadpoolctl). One is faster on a busy machine.")
+@click.option("--threads", type=WholeNumber(1), help="BLAS threads (threadpoolctl). One is faster on a busy machine.")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Folder holding the dataset files (else $FNN_DATA_DIR, cache, ...).")
+@config_flags
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final summary.")
 def fit(config_file, out, resume, threads, data_dir, quiet, **options):
     """Train a network and write a run folder (config, metrics, checkpoints, model, summary).
@@ -193,3 +239,6 @@ def fit(config_file, out, resume, threads, data_dir, quiet, **options):
     if summary["stopped_early"]:
         click.echo(f"early stopping: restored the best epoch, {summary['best_epoch']}")
     click.echo(f"model: {runs.Path(progress.out_dir) / runs.MODEL}")
+    if not quiet:
+        commands = next_commands(progress.out_dir, summary)
+        click.echo(f"next: {commands[0]}" + "".join(f"\n      {c}" for c in commands[1:]))

@@ -4,16 +4,18 @@ import json
 
 import click
 
-from fnn.cli.common import fail
+from fnn.cli.common import WholeNumber, fail
 
 
 @click.command()
 @click.argument("model", type=click.Path())
 @click.argument("files", nargs=-1, required=True, type=click.Path())
-@click.option("--top-k", "-k", type=click.IntRange(1), default=3, show_default=True, help="How many labels per input.")
+@click.option("--top-k", "-k", type=WholeNumber(1), default=3, show_default=True, help="How many labels per input.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def predict(model, files, top_k, as_json):
     """Predict labels for PNG/JPEG images (MNIST-style preprocessing, as on the pad) or .npy arrays.
+
+    A blank input (nothing drawn, too little ink, all zeros) is reported as blank, not labelled.
 
     MODEL is a run folder or a model .npz file.
 
@@ -34,7 +36,7 @@ def predict(model, files, top_k, as_json):
     for r in rows:
         where = r["file"] + (f"[{r['index']}]" if r["index"] or r["file"].endswith(".npy") else "")
         if r["blank"]:
-            click.echo(f"{where}: nothing drawn")
+            click.echo(f"{where}: blank ({r['reason']})")
             continue
         tops = "  ".join(f"{t['class']} {t['probability']:.3f}" for t in r["top"])
         click.echo(f"{where}: {tops}")

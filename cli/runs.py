@@ -16,7 +16,9 @@ def runs():
 @runs.command("list")
 @click.argument("root", type=click.Path(file_okay=False), default=fruns.DEFAULT_ROOT)
 def list_(root):
-    """List the runs under ROOT (default: runs/), oldest first.
+    """List the runs under ROOT (default: runs/), oldest first, with their status.
+
+    A run is finished, diverged, interrupted, unfinished (killed: a checkpoint, no summary) or damaged.
 
     \b
     Example:
@@ -26,18 +28,16 @@ def list_(root):
     if not found:
         click.echo(f"no runs under {root}; train one with: fnn-cli fit --arch 784,128,64,10")
         return
-    click.echo(f"{'run':<48} {'dataset':<14} {'epochs':>6} {'test_acc':>8} {'seconds':>8}")
+    click.echo(f"{'run':<48} {'dataset':<14} {'epochs':>6} {'test_acc':>8} {'seconds':>8}  status")
     for run in found:
-        try:
-            s = fruns.read_summary(run)
-            fruns.read_metrics(run)
-        except fruns.RunError:
-            click.echo(f"{run.name:<48} (damaged {fruns.SUMMARY} or {fruns.METRICS})")
+        st = fruns.run_status(run)
+        if st["state"] == "damaged":
+            click.echo(f"{run.name:<48} ({st['text']})")
             continue
-        acc = f"{s['test_accuracy']:.4f}" if "test_accuracy" in s else "-"
-        secs = f"{s['train_seconds']:.1f}" if "train_seconds" in s else "-"
-        epochs = s.get("epochs", len(fruns.read_metrics(run)))
-        click.echo(f"{run.name:<48} {s.get('dataset', '?'):<14} {epochs:>6} {acc:>8} {secs:>8}")
+        s = st["summary"]
+        acc = f"{s['test_accuracy']:.4f}" if isinstance(s.get("test_accuracy"), (int, float)) else "-"
+        secs = f"{s['train_seconds']:.1f}" if isinstance(s.get("train_seconds"), (int, float)) else "-"
+        click.echo(f"{run.name:<48} {s.get('dataset', '-'):<14} {st['epochs_done']:>6} {acc:>8} {secs:>8}  {st['text']}")
 
 
 @runs.command()
@@ -49,14 +49,14 @@ def show(run):
     Example:
       fnn-cli runs show runs/mnist-784-128-64-10-20261130-120000
     """
-    if not fruns.is_run(run) and not (fruns.Path(run) / fruns.CHECKPOINT).is_file():
+    if not fruns.is_run(run):
         fail(f"{run}: not a run folder")
     try:
         summary = fruns.read_summary(run)
         metrics = fruns.read_metrics(run)
     except fruns.RunError as e:
         fail(str(e))
-    click.echo(json.dumps(summary, indent=2) if summary else f"{run}: no summary yet (training unfinished)")
+    click.echo(json.dumps(summary, indent=2) if summary else f"{run}: no summary yet: {fruns.run_status(run)['text']}")
     cfg = fruns.Path(run) / fruns.CONFIG
     if cfg.is_file():
         click.echo("\nconfig:\n" + cfg.read_text())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from fnn.cli.common import fail
+from fnn.cli.common import WholeNumber, fail
 
 MAX_WIRE_BODY = 4 << 20  # waitress refuses larger bodies itself; the app answers 413 past 1 MB
 
@@ -30,8 +30,8 @@ def addresses(server) -> list[str]:
     "Default: the most recent MNIST run under runs/.",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port (0: any free port).")
-@click.option("--threads", type=click.IntRange(1, 64), default=4, show_default=True, help="Worker threads.")
+@click.option("--port", type=WholeNumber(0, 65535), default=8000, show_default=True, help="Port (0: any free port).")
+@click.option("--threads", type=WholeNumber(1, 64), default=4, show_default=True, help="Worker threads.")
 def serve(models, host, port, threads):
     """Serve the drawing pad and its JSON API (POST /api/predict, GET /api/models, /api/sample, /healthz).
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from fnn.cli.common import fail
+from fnn.cli.common import WholeNumber, fail
 
 BEST_SHOWN = 3
 
@@ -73,7 +73,7 @@ def _num(value) -> str:
 
 @click.command()
 @click.argument("file", type=click.Path())
-@click.option("--jobs", "-j", type=click.IntRange(1), default=None, help="Parallel local processes. [default: 1]")
+@click.option("--jobs", "-j", type=WholeNumber(1), default=None, help="Parallel local processes. [default: 1]")
 @click.option("--scheduler", metavar="tcp://HOST:PORT|local:N",
               help="Run each configuration as a task on a Dask cluster: a running scheduler's address, "
                    "or local:N to start N worker processes here. Needs: pip install 'fnn[distributed]'.")

@@ -24,8 +24,9 @@ COLUMNS = ["name", "test_accuracy", "test_loss", "params", "epochs", "train_seco
 def run_row(run) -> dict:
     """One table row from a run folder's ``summary.json`` (missing figures are None)."""
     run = Path(run)
-    if not runs.is_run(run):
-        raise EvaluationError(f"{run}: not a run folder (no {runs.SUMMARY} or {runs.MODEL})")
+    if not runs.is_finished(run):
+        what = "an unfinished run" if runs.is_run(run) else "not a run folder"
+        raise EvaluationError(f"{run}: {what} (no {runs.SUMMARY} or {runs.MODEL})")
     try:
         s = runs.read_summary(run)
     except runs.RunError as e:

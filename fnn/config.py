@@ -7,10 +7,10 @@ has a default, so ``FitConfig()`` is a sensible MNIST run.
 >>> cfg = FitConfig(arch=(784, 64, 10), epochs=2)
 >>> cfg.optimizer, cfg.lr
 ('adam', 0.001)
->>> FitConfig.from_dict({"lrr": 0.1})  # doctest: +ELLIPSIS
+>>> FitConfig.from_dict({"learning_rate": 0.1})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-fnn.config.ConfigError: unknown config key 'lrr'; valid keys: arch, dataset, ...
+fnn.config.ConfigError: unknown config key 'learning_rate'; did you mean 'lr'? (valid keys: arch, dataset, ...)
 """
 
 from __future__ import annotations
@@ -33,8 +33,22 @@ class ConfigError(ValueError):
 
 def _positive(kind):
     def check(inst, attr, value):
-        if not isinstance(value, kind) or isinstance(value, bool) or not 0 < value < float("inf"):  # NaN fails too
+        if kind is int:
+            _whole(1)(inst, attr, value)
+        elif not isinstance(value, kind) or isinstance(value, bool) or not 0 < value < float("inf"):  # NaN fails too
             raise ConfigError(f"{attr.name} must be a positive {kind.__name__}, got {value!r}")
+
+    return check
+
+
+def _whole(minimum):
+    """A whole number (a Python ``int``, not a bool, not ``1.5``) of at least ``minimum``."""
+
+    def check(inst, attr, value):
+        if type(value) is not int:
+            raise ConfigError(f"{attr.name} must be a whole number, got {value!r}")
+        if value < minimum:
+            raise ConfigError(f"{attr.name} must be {'a positive whole number' if minimum == 1 else f'>= {minimum}'}, got {value!r}")
 
     return check
 
@@ -103,7 +117,7 @@ class FitConfig:
     optimizer: str = attrs.field(default="adam", validator=_one_of(tuple(optim.OPTIMIZERS)))
     lr: float = attrs.field(default=1e-3, validator=_positive(float), converter=lambda v: _to_float(v))
     schedule: str = attrs.field(default="cosine", validator=_one_of(SCHEDULES))
-    warmup: int = attrs.field(default=0, validator=attrs.validators.and_(attrs.validators.instance_of(int), attrs.validators.ge(0)))
+    warmup: int = attrs.field(default=0, validator=_whole(0))
     batch_size: int = attrs.field(default=128, validator=_positive(int))
     epochs: int = attrs.field(default=10, validator=_positive(int))
     weight_decay: float | None = attrs.field(default=None, validator=_optional(_nonneg_float))
@@ -113,7 +127,7 @@ class FitConfig:
     val_split: float = attrs.field(default=0.1, validator=_fraction)
     early_stopping: int | None = attrs.field(default=None, validator=_optional(_positive(int)))
     min_delta: float = attrs.field(default=0.0, validator=_nonneg_float)
-    seed: int = attrs.field(default=0, validator=attrs.validators.and_(attrs.validators.instance_of(int), attrs.validators.ge(0)))
+    seed: int = attrs.field(default=0, validator=_whole(0))
     standardize: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     grayscale: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     diagnostics: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
@@ -131,12 +145,14 @@ class FitConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "FitConfig":
-        """Build from a mapping; an unknown key is an error naming it and listing the valid ones."""
+        """Build from a mapping; an unknown key is an error naming it, the nearest valid key, and the valid ones."""
         if not isinstance(data, dict):
             raise ConfigError(f"a config must be a mapping of keys to values, got {type(data).__name__}")
         for k in data:
             if k not in cls.keys():
-                raise ConfigError(f"unknown config key {k!r}; valid keys: {', '.join(cls.keys())}")
+                near = suggest_key(k)
+                hint = f"did you mean {near!r}? (valid keys: {', '.join(cls.keys())})" if near else f"valid keys: {', '.join(cls.keys())}"
+                raise ConfigError(f"unknown config key {k!r}; {hint}")
         try:
             return cls(**{k.replace("-", "_"): v for k, v in data.items()})
         except TypeError as e:
@@ -156,6 +172,61 @@ class FitConfig:
         return "-".join(str(s) for s in self.arch)
 
 
+#: Names other libraries (Keras, PyTorch, scikit-learn, ...) use for a config key, where one key is meant.
+ALIASES = {
+    "learning_rate": "lr", "lr_rate": "lr", "eta": "lr",
+    "lr_schedule": "schedule", "lr_scheduler": "schedule", "scheduler": "schedule",
+    "num_epochs": "epochs", "n_epochs": "epochs", "max_epochs": "epochs", "nb_epoch": "epochs", "epoch": "epochs",
+    "batchsize": "batch_size", "bs": "batch_size", "minibatch_size": "batch_size",
+    "momentum": "optimizer",  # fnn's SGD with momentum is ``optimizer: momentum``
+    "optim": "optimizer", "opt": "optimizer",
+    "warmup_epochs": "warmup", "lr_warmup": "warmup",
+    "decay": "weight_decay", "wd": "weight_decay",
+    "clipnorm": "clip_norm", "max_norm": "clip_norm", "grad_clip": "clip_norm", "clip_grad_norm": "clip_norm",
+    "gradient_clip_val": "clip_norm",
+    "validation_split": "val_split", "valid_split": "val_split",
+    "patience": "early_stopping", "early_stopping_patience": "early_stopping",
+    "random_seed": "seed", "random_state": "seed", "rng_seed": "seed",
+    "kernel_initializer": "init", "initializer": "init", "weight_init": "init",
+    "dropout_rate": "dropout", "drop_rate": "dropout", "p_dropout": "dropout",
+    "hidden_sizes": "arch", "layer_sizes": "arch", "layers": "arch", "architecture": "arch",
+    "data": "dataset", "dataset_name": "dataset",
+    "activation_fn": "activation", "act": "activation", "nonlinearity": "activation",
+}
+
+
+def suggest_key(key) -> str | None:
+    """The valid config key nearest ``key`` (a known synonym, else a close spelling), or None.
+
+    >>> suggest_key("learning_rate"), suggest_key("epoch"), suggest_key("batchsize"), suggest_key("zzz")
+    ('lr', 'epochs', 'batch_size', None)
+    """
+    import difflib
+
+    if not isinstance(key, str):
+        return None
+    keys = FitConfig.keys()
+    norm = key.strip().lower().replace("-", "_").replace(" ", "_")
+    if norm in keys:
+        return norm
+    if norm in ALIASES:
+        return ALIASES[norm]
+    near = difflib.get_close_matches(norm, keys, n=1, cutoff=0.6)
+    return near[0] if near else None
+
+
+def _parse_error(path, e, kind) -> str:
+    """One line naming ``path``, the line and column of a YAML/JSON parse error ``e``, and the problem."""
+    if isinstance(e, json.JSONDecodeError):
+        return f"config file {path} is not valid JSON: line {e.lineno}, column {e.colno}: {e.msg}"
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    problem = getattr(e, "problem", None) or getattr(e, "context", None)
+    if mark is not None:
+        return f"config file {path} is not valid {kind}: line {mark.line + 1}, column {mark.column + 1}: {problem or type(e).__name__}"
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return f"config file {path} is not valid {kind}: {first}"
+
+
 def read_mapping(path) -> dict:
     """Read a YAML (``.yaml``/``.yml``) or JSON file holding one mapping."""
     path = os.fspath(path)
@@ -173,9 +244,8 @@ def read_mapping(path) -> dict:
             import yaml
 
             data = yaml.safe_load(text)
-    except Exception as e:  # yaml.YAMLError and json.JSONDecodeError carry positions
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConfigError(f"config file {path} is not valid {'JSON' if path.endswith('.json') else 'YAML'}: {first}") from None
+    except Exception as e:  # yaml.MarkedYAMLError and json.JSONDecodeError carry positions
+        raise ConfigError(_parse_error(path, e, "JSON" if path.endswith(".json") else "YAML")) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -332,6 +332,7 @@ def fit(config: FitConfig, out_dir=None, *, resume=False, callbacks=(), data_dir
     # left by a run killed (kill -9, power cut) in the middle of a write
     io.remove_temporaries(out, [runs.CHECKPOINT, runs.MODEL, runs.SUMMARY, runs.METRICS, runs.CONFIG])
     save_config(out / runs.CONFIG, config)
+    runs.clear_status(out)  # a diverged or interrupted run resumed: no longer stopped
     _rewrite_metrics(out / runs.METRICS, state["history"])
     if previous is None:
         save_checkpoint(ckpt_path, state)  # epoch 0: there is always a good checkpoint to go back to
@@ -376,10 +377,11 @@ def fit(config: FitConfig, out_dir=None, *, resume=False, callbacks=(), data_dir
                     state["first_loss"] = metrics["loss"]
                 if diverged(metrics["loss"], state["first_loss"]):
                     what = "NaN/Inf" if not math.isfinite(metrics["loss"]) else f"{metrics['loss']:.3g}, over 1e6 times its first value"
-                    raise TrainingDiverged(
-                        f"loss became {what} at epoch {epoch + 1}, step {step + 1}; {blame_layer(model, params, xb)}; "
-                        f"the last good checkpoint is {ckpt_path} (try a smaller --lr)"
-                    )
+                    message = (f"loss became {what} at epoch {epoch + 1}, step {step + 1}; {blame_layer(model, params, xb)}; "
+                               f"the last good checkpoint is {ckpt_path} (try a smaller --lr)")
+                    runs.write_status(out, "diverged", epoch=epoch + 1, step=step + 1, message=message)  # for runs list
+                    log_line(f"diverged: {message}")
+                    raise TrainingDiverged(message)
                 params, opt_state = new_params, new_opt
                 n = len(yb)
                 sums["loss"] += metrics["loss"] * n
@@ -390,6 +392,7 @@ def fit(config: FitConfig, out_dir=None, *, resume=False, callbacks=(), data_dir
                     state.update(params=params, opt_state=opt_state, epoch=epoch, cursor=step + 1)
                     state["train_seconds"] += time.perf_counter() - t0
                     save_checkpoint(ckpt_path, state)
+                    runs.write_status(out, "interrupted", epoch=epoch + 1, step=step + 1)
                     log_line(f"interrupted at epoch {epoch + 1}, batch {step + 1}; checkpoint written")
                     raise Interrupted(ckpt_path)
 

@@ -93,8 +93,24 @@ def read_inputs(path, loaded):
         return standardize(x[None, :], loaded.metadata), [info]
     if path.lower().endswith(".npy"):
         x = read_npy(path, features)
-        return standardize(x, loaded.metadata), [{"blank": False}] * len(x)
+        infos = [{"blank": r is not None, "reason": r} for r in blank_rows(x, loaded.metadata)]
+        return standardize(x, loaded.metadata), infos
     raise InputError(f"{path}: unsupported file type; give PNG/JPEG images or .npy arrays")
+
+
+def blank_rows(x, metadata) -> list:
+    """Why each row of ``x`` ``(n, features)`` (before standardization) is blank, or None, as the pad judges.
+
+    A model of grayscale images (``preprocessing.image_shape`` ``(H, W)``, or 784 features)
+    gets the pad's ink test (:func:`fnn.preprocess.blank_reasons`: nothing drawn, or too
+    little ink to read); any other model only calls an all-zero row blank.
+    """
+    from fnn import preprocess
+
+    shape = (metadata.get("preprocessing") or {}).get("image_shape") or ([28, 28] if x.shape[1] == 784 else None)
+    if shape is not None and len(shape) == 2 and shape[0] * shape[1] == x.shape[1]:
+        return preprocess.blank_reasons(x.reshape(len(x), *shape))
+    return ["all zeros" if z else None for z in (~x.any(axis=1)).tolist()]
 
 
 def top_k(probs, k, classes=None):
@@ -108,12 +124,17 @@ def top_k(probs, k, classes=None):
 
 
 def predict_files(loaded, paths, k=3):
-    """Predictions for every file: a list of ``{"file", "index", "blank", "top": [...]}``."""
+    """Predictions for every file: a list of ``{"file", "index", "blank", "reason", "top": [...]}``.
+
+    A blank input (``reason`` says why: ``"nothing drawn"``, ``"too little ink to read"``,
+    ``"all zeros"``) gets no labels (``top`` is ``[]``) rather than a confident guess.
+    """
     out = []
     for path in paths:
         x, infos = read_inputs(path, loaded)
         probs = layers.softmax(loaded.model.apply(loaded.params, x))
         for i, (info, top) in enumerate(zip(infos, top_k(probs, k, loaded.metadata.get("classes")))):
             blank = bool(info.get("blank"))
-            out.append({"file": os.fspath(path), "index": i, "blank": blank, "top": [] if blank else top})
+            out.append({"file": os.fspath(path), "index": i, "blank": blank, "reason": info.get("reason"),
+                        "top": [] if blank else top})
     return out

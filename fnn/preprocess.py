@@ -244,10 +244,28 @@ def blank_reason(ink):
     ink = np.asarray(ink)
     if ink.ndim == 1:
         ink = ink.reshape(SIDE, SIDE)
-    if float(ink.max()) < MIN_CONTRAST:
-        return "nothing drawn"
-    top, left, bottom, right = bounding_box(ink >= INK)
-    return _too_little(bottom - top, right - left, float(ink[ink >= INK].sum()), *ink.shape)
+    return blank_reasons(ink[None])[0]
+
+
+def blank_reasons(batch) -> list:
+    """:func:`blank_reason` for each image of ``batch`` ``(n, H, W)`` (in [0, 1]) at once: a reason or None each.
+
+    >>> x = np.zeros((2, 28, 28), np.float32); x[1, 4:24, 10:16] = 1.0
+    >>> blank_reasons(x)
+    ['nothing drawn', None]
+    """
+    batch = np.asarray(batch)
+    n, h, w = batch.shape
+    if n == 0:
+        return []
+    ink = batch >= INK
+    rows, cols = ink.any(axis=2), ink.any(axis=1)  # (n, H), (n, W)
+    height = np.where(rows.any(1), h - rows[:, ::-1].argmax(1) - rows.argmax(1), 0)
+    width = np.where(cols.any(1), w - cols[:, ::-1].argmax(1) - cols.argmax(1), 0)
+    mass = np.where(ink, batch, 0).sum(axis=(1, 2), dtype=np.float64)
+    peak = batch.reshape(n, -1).max(axis=1)
+    return ["nothing drawn" if p < MIN_CONTRAST else _too_little(a, b, m, h, w)
+            for p, a, b, m in zip(peak.tolist(), height.tolist(), width.tolist(), mass.tolist())]
 
 
 def _too_little(height, width, mass, h, w):
@@ -300,6 +318,7 @@ __all__ = [
     "to_mnist",
     "bounding_box",
     "blank_reason",
+    "blank_reasons",
     "scale_to_box",
     "place",
 ]

@@ -138,7 +138,7 @@ def evaluate(model, params, x, y, classes=None, out_dir=None, *, transform=None,
         warnings and last epoch under ``"diagnostics"``, their pictures and a saliency map.
 
     Returns the :func:`analyze` dict plus ``seconds`` (forward pass and metrics)
-    and, when written, ``out_dir`` and ``files`` (picture name -> path).
+    and, when written, ``out_dir``, ``files`` (picture name -> path) and ``report`` (the path of ``report.md``).
     """
     t0 = time.perf_counter()
     features = transform(x) if transform is not None else x
@@ -164,6 +164,7 @@ def evaluate(model, params, x, y, classes=None, out_dir=None, *, transform=None,
         text = json.dumps(result, indent=2)
         io.atomic_write(out / METRICS_FILE, lambda f: f.write(text.encode()))
         report_md.write(out / REPORT_FILE, result, {k: Path(v).name for k, v in files.items()}, title)
+        result["report"] = str(out / REPORT_FILE)
     return result
 
 

@@ -8,7 +8,12 @@ A run folder (``runs/<dataset>-<arch>-<timestamp>/`` by default) holds:
 - ``checkpoint.npz``: the latest checkpoint (params, optimizer state, key, cursor, history);
 - ``train.log``: the log;
 - ``summary.json``: test accuracy and loss, epochs, seconds, params, seed, dataset digests, versions;
-- ``diagnostics.jsonl``: per-layer statistics per epoch, with ``diagnostics`` on (:mod:`fnn.diagnostics`).
+- ``diagnostics.jsonl``: per-layer statistics per epoch, with ``diagnostics`` on (:mod:`fnn.diagnostics`);
+- ``status.json``: only while a run is stopped unfinished by something fnn saw (the loss diverged, Ctrl-C):
+  ``{"state": "diverged" | "interrupted", "epoch": ..., "step": ..., "message": ...}``.
+
+:func:`run_status` tells a finished run from an unfinished one (diverged, interrupted, or killed: a
+checkpoint but no summary and no ``status.json``) and from a damaged one.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ CHECKPOINT = "checkpoint.npz"
 LOG = "train.log"
 SUMMARY = "summary.json"
 DIAGNOSTICS = "diagnostics.jsonl"
+STATUS = "status.json"
 DEFAULT_ROOT = "runs"
 
 
@@ -32,13 +38,19 @@ class RunError(ValueError):
 
 
 def is_run(path) -> bool:
-    """True when ``path`` is a folder holding a ``summary.json`` or a ``model.npz``."""
+    """True when ``path`` is a run folder, finished or not: it holds a ``summary.json``, ``model.npz`` or ``checkpoint.npz``."""
+    p = Path(path)
+    return p.is_dir() and any((p / name).is_file() for name in (SUMMARY, MODEL, CHECKPOINT))
+
+
+def is_finished(path) -> bool:
+    """True when ``path`` is a run folder whose training finished: it holds a ``summary.json`` or a ``model.npz``."""
     p = Path(path)
     return p.is_dir() and ((p / SUMMARY).is_file() or (p / MODEL).is_file())
 
 
 def list_runs(root=DEFAULT_ROOT) -> list[Path]:
-    """Run folders directly under ``root``, oldest first (by modification time)."""
+    """Run folders (finished or not, see :func:`is_run`) directly under ``root``, oldest first (by modification time)."""
     root = Path(root)
     if not root.is_dir():
         return []
@@ -108,6 +120,79 @@ def read_jsonl(path) -> list[dict]:
                     break
                 raise RunError(f"{path}: line {i} is not JSON") from None
     return rows
+
+
+def write_status(run, state: str, **info) -> None:
+    """Record in ``run/status.json`` why training stopped unfinished (``state``: ``"diverged"`` or ``"interrupted"``)."""
+    from fnn.io import atomic_write
+
+    text = json.dumps({"state": state, **info})
+    atomic_write(Path(run) / STATUS, lambda f: f.write(text.encode()))
+
+
+def clear_status(run) -> None:
+    """Forget a previous stop (training starts or resumes in ``run``)."""
+    try:
+        (Path(run) / STATUS).unlink()
+    except FileNotFoundError:
+        pass
+
+
+def read_status(run) -> dict:
+    """``run/status.json`` as a dict ({} when there is none); :class:`RunError` if it is damaged."""
+    path = Path(run) / STATUS
+    if not path.is_file():
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            status = json.load(f)
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise RunError(f"{path}: not a readable status ({type(e).__name__})") from None
+    _check_record(path, status)
+    if status.get("state") not in ("diverged", "interrupted"):
+        raise RunError(f"{path}: 'state' holds {status.get('state')!r:.40}, not what fnn writes there")
+    return status
+
+
+def _planned_epochs(run):
+    """``epochs`` from the run's ``config.yaml``, or None when it has none or it cannot be read."""
+    from fnn.config import ConfigError, read_mapping
+
+    if not (Path(run) / CONFIG).is_file():
+        return None
+    try:
+        epochs = read_mapping(Path(run) / CONFIG).get("epochs")
+    except ConfigError:
+        return None
+    return epochs if type(epochs) is int else None
+
+
+def run_status(run) -> dict:
+    """Where the run in folder ``run`` stands, read from its files (never raises for a damaged one).
+
+    Returns a dict with ``state``: ``"finished"``, ``"diverged"``, ``"interrupted"`` (Ctrl-C, checkpoint
+    written), ``"unfinished"`` (killed, or still training: a checkpoint but no summary) or ``"damaged"``
+    (a file fnn wrote cannot be read back); ``epochs_done`` (finished epochs), ``epochs`` (planned, or
+    None), ``summary`` (the summary, {} unless finished), and ``text``, e.g.
+    ``"unfinished (killed or interrupted at epoch 3 of 10)"``.
+    """
+    run = Path(run)
+    try:
+        summary, metrics, status = read_summary(run), read_metrics(run), read_status(run)
+    except RunError as e:
+        return {"state": "damaged", "epochs_done": None, "epochs": None, "summary": {}, "text": f"damaged: {e}"}
+    done, planned = len(metrics), _planned_epochs(run)
+    of = f" of {planned}" if planned else ""
+    if summary or (run / MODEL).is_file():
+        state, text = "finished", "finished"
+        done = summary.get("epochs", done)
+    elif status.get("state") == "diverged":
+        state, text = "diverged", f"diverged at epoch {status.get('epoch', done + 1)}{of}"
+    elif status.get("state") == "interrupted":
+        state, text = "interrupted", f"interrupted at epoch {status.get('epoch', done + 1)}{of} (resume with fnn-cli fit --resume)"
+    else:
+        state, text = "unfinished", f"unfinished (killed or interrupted at epoch {done + 1}{of})"
+    return {"state": state, "epochs_done": done, "epochs": planned, "summary": summary, "text": text}
 
 
 def latest_run(root=DEFAULT_ROOT, dataset=None) -> Path | None:

@@ -24,6 +24,7 @@ the standard library only.
 from fnn.datasets.base import ChecksumError, Dataset, DatasetError, DownloadError
 from fnn.datasets.loader import check_files, fetch, get_spec, load, locate
 from fnn.datasets.registry import REGISTRY, FileSpec, Spec
+from fnn.datasets.sources import not_found
 from fnn.datasets.splits import train_val_split
 from fnn.datasets.transforms import flatten, make_transform, one_hot, rgb_to_gray, scale, standardize_stats
 
@@ -45,6 +46,7 @@ __all__ = [
     "load",
     "locate",
     "make_transform",
+    "not_found",
     "one_hot",
     "rgb_to_gray",
     "scale",

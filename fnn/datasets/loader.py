@@ -13,12 +13,12 @@ import os
 import numpy as np
 
 from fnn.datasets import cifar
-from fnn.datasets.base import Dataset, DatasetError, check_pair
+from fnn.datasets.base import Dataset, DatasetError, DownloadError, check_pair
 from fnn.datasets.download import TIMEOUT, fetch_file
 from fnn.datasets.idx import parse_idx
 from fnn.datasets.integrity import read_verified, remove_quietly, verify_file
 from fnn.datasets.registry import REGISTRY, Spec
-from fnn.datasets.sources import cache_root, candidates, find, find_file
+from fnn.datasets.sources import cache_root, candidates, find, find_file, not_found
 from fnn.datasets.user import load_path
 
 
@@ -144,16 +144,15 @@ def load(
 
     Raises:
       DatasetError: unknown name, corrupt or mismatching file (named), or nothing
-        found with downloads off. DownloadError: every mirror failed.
+        found with downloads off. DownloadError: every mirror failed. Either of the
+        last two lists every folder looked in and how to supply the files.
     """
     if not isinstance(name, Spec) and name not in REGISTRY:
         if os.path.exists(name) or any(c in str(name) for c in "/\\.~"):
             return load_path(os.path.expanduser(name))
     spec = get_spec(name)
-    looked = []
     for label, folder in candidates(spec.name, data_dir, cache_dir):
         paths = find(folder, spec.files)
-        looked.append(str(folder))
         if paths is None:
             continue
         try:
@@ -165,6 +164,10 @@ def load(
                 if error is not None:
                     remove_quietly(paths[f])
     if not download:
-        raise DatasetError(f"{spec.name}: not found in {', '.join(looked)} (downloads are off)")
-    folder, paths, urls = fetch(spec, cache_dir, mirrors, progress, timeout)
+        raise DatasetError(not_found(spec.name, spec.files, data_dir, cache_dir, " (downloads are off)"))
+    try:
+        folder, paths, urls = fetch(spec, cache_dir, mirrors, progress, timeout)
+    except DownloadError as e:  # say where it was looked for and how to supply it, not only what the mirrors said
+        why = ", and no mirror served it:\n" + str(e)
+        raise DownloadError(not_found(spec.name, spec.files, data_dir, cache_dir, why), e.attempts) from None
     return build(spec, paths, f"download {', '.join(urls) or '(none)'} -> cache {folder}")
