@@ -1,6 +1,6 @@
 """fnn: a functional, stateless, pure-NumPy neural-network toolkit.
 
-Layers are ``(init, apply, grad)`` tuples of pure functions, parameters are
+Layers are ``(init, apply, vjp)`` tuples of pure functions, parameters are
 nested dicts of arrays, optimizers are ``(init, update)`` pairs, and every
 gradient is written by hand and checked against finite differences.
 
@@ -16,10 +16,11 @@ Importing ``fnn`` loads only NumPy and attrs; plotting, YAML, the CLI
 
 __version__ = "0.1.0"
 
-from fnn import batching, gradcheck, initializers, io, layers, losses, optim, random, train, tree  # noqa: E402
+from fnn import batching, gradcheck, initializers, io, layers, losses, optim, random, train, tree, workspace  # noqa: E402
 from fnn.io import load_model, save_model  # noqa: E402
 from fnn.layers import Dense, Dropout, Flatten, LeakyRelu, Relu, Sigmoid, Softmax, Tanh, mlp, serial  # noqa: E402
-from fnn.train import make_train_step, predict, predict_proba, value_and_grad  # noqa: E402
+from fnn.train import make_inplace_train_step, make_train_step, predict, predict_proba, value_and_grad  # noqa: E402
+from fnn.workspace import Workspace  # noqa: E402
 
 __all__ = [
     "batching",
@@ -32,6 +33,8 @@ __all__ = [
     "random",
     "train",
     "tree",
+    "workspace",
+    "Workspace",
     "load_model",
     "save_model",
     "Dense",
@@ -45,6 +48,7 @@ __all__ = [
     "mlp",
     "serial",
     "make_train_step",
+    "make_inplace_train_step",
     "predict",
     "predict_proba",
     "value_and_grad",

@@ -2,8 +2,9 @@
 
 Data stays as stored (MNIST as uint8: 47 MB rather than 188 MB as float32); each
 batch is gathered with ``np.take`` and converted on the way out by ``transform``.
-Batches land in arrays recycled once the caller has let go of them
-(:class:`fnn.buffers.Recycler`): new batch-sized arrays every step page-fault.
+Given a workspace (:mod:`fnn.workspace`), batches are gathered and converted
+into its buffers: a loop that owns one makes no batch-sized array after the first
+(fresh 400 KB arrays every step page-fault); each batch is then valid until the next.
 
 >>> x, y = np.arange(10, dtype=np.uint8).reshape(5, 2), np.arange(5)
 >>> [len(yb) for _, yb in iterate_batches(x, y, 2, key=random.key(0))]
@@ -17,9 +18,7 @@ import math
 import numpy as np
 
 from fnn import random
-from fnn.buffers import Recycler
-
-_to_float_out = Recycler()  # to_float's results, recycled
+from fnn.workspace import FRESH
 
 
 def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:
@@ -32,15 +31,16 @@ def epoch_order(n: int, key=None) -> np.ndarray:
     return random.permutation(key, n) if key is not None else np.arange(n)
 
 
-def iterate_batches(x, y, batch_size, key=None, drop_last=False, transform=None, start=0):
-    """Yield ``(transform(x[idx]), y[idx])`` for consecutive slices ``idx`` of the epoch's order.
+def iterate_batches(x, y, batch_size, key=None, drop_last=False, transform=None, start=0, ws=FRESH):
+    """Yield ``(transform(x[idx], ws), y[idx])`` for consecutive slices ``idx`` of the epoch's order.
 
     Args:
       x, y: arrays with the same first dimension ``n``.
       batch_size: rows per batch; the last batch is smaller unless ``drop_last``.
       key: shuffles the order (same key, same order); None keeps the stored order.
-      transform: applied to each gathered ``x`` batch (e.g. uint8 -> float32 in [0, 1]).
+      transform: ``transform(xb, ws)`` applied to each gathered batch (e.g. :func:`to_float`).
       start: index of the first batch to yield (to resume mid-epoch).
+      ws: where batches are gathered and converted; new arrays by default.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -49,20 +49,16 @@ def iterate_batches(x, y, batch_size, key=None, drop_last=False, transform=None,
     n = len(x)
     if len(y) != n:
         raise ValueError(f"x has {n} rows but y has {len(y)}")
-    order, gathered = epoch_order(n, key), Recycler(limit=3)
-    x = np.asarray(x)
+    order, x = epoch_order(n, key), np.asarray(x)
     for b in range(start, num_batches(n, batch_size, drop_last)):
         idx = order[b * batch_size : (b + 1) * batch_size]
-        xb = np.take(x, idx, axis=0, out=gathered.take((len(idx),) + x.shape[1:], x.dtype), mode="clip")  # idx is in range
-        yield (transform(xb) if transform is not None else xb), np.take(y, idx, axis=0)
+        xb = np.take(x, idx, axis=0, out=ws.array("gathered", (len(idx),) + x.shape[1:], x.dtype), mode="clip")  # idx is in range
+        yield (transform(xb, ws.child("transform")) if transform is not None else xb), np.take(y, idx, axis=0)
 
 
-def to_float(x, scale=1.0 / 255.0, dtype=np.float32):
-    """uint8 pixels -> ``dtype`` in [0, 1], flattened to ``(batch, features)``: ``dtype(x) * dtype(scale)``.
-
-    Into a recycled array (a new one whenever the last result is still held).
-    """
+def to_float(x, ws=FRESH, scale=1.0 / 255.0, dtype=np.float32):
+    """uint8 pixels -> ``dtype`` in [0, 1], flattened to ``(batch, features)``: ``dtype(x) * dtype(scale)``."""
     x = np.asarray(x)
-    out = _to_float_out.take((len(x), x[:1].size), dtype)
+    out = ws.array("float", (len(x), x[:1].size), dtype)
     np.copyto(out, x.reshape(len(x), -1), casting="unsafe")  # a plain cast: faster than casting inside multiply
     return np.multiply(out, dtype(scale), out=out)

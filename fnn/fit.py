@@ -30,8 +30,9 @@ import numpy as np
 import fnn
 from fnn import batching, diagnostics, io, layers, losses, optim, random, runs
 from fnn.config import ConfigError, FitConfig, save_config
-from fnn.train import accuracy, evaluate, make_train_step, predict_logits
-from fnn.tree import tree_size
+from fnn.train import NonFiniteLoss, accuracy, evaluate, make_inplace_train_step, predict_logits
+from fnn.workspace import Workspace
+from fnn.tree import tree_copy, tree_size
 
 CHECKPOINT_FORMAT = "fnn.checkpoint"
 
@@ -321,7 +322,8 @@ def fit(config: FitConfig, out_dir=None, *, resume=False, callbacks=(), data_dir
     optimizer = build_optimizer(config, steps_per_epoch)
     penalty = build_penalty(config)
     loss = losses.softmax_cross_entropy
-    step_fn = make_train_step(model, loss, optimizer, penalty)
+    ws = Workspace()  # the loop's buffers: batches, activations, gradients, optimizer state, parameters
+    step_fn = make_inplace_train_step(model, loss, optimizer, penalty, ws.child("step"))
 
     root = random.key(config.seed)
     k_init, _, k_shuffle, k_dropout = random.split(root, 4)
@@ -341,6 +343,13 @@ def fit(config: FitConfig, out_dir=None, *, resume=False, callbacks=(), data_dir
     def log_line(text):
         log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
         log.flush()
+
+    def diverge(epoch, step, what, params, xb):
+        message = (f"loss became {what} at epoch {epoch + 1}, step {step + 1}; {blame_layer(model, params, xb)}; "
+                   f"the last good checkpoint is {ckpt_path} (try a smaller --lr)")
+        runs.write_status(out, "diverged", epoch=epoch + 1, step=step + 1, message=message)  # for runs list
+        log_line(f"diverged: {message}")
+        raise TrainingDiverged(message)
 
     def warn(texts):
         for text in texts:
@@ -369,20 +378,17 @@ def fit(config: FitConfig, out_dir=None, *, resume=False, callbacks=(), data_dir
             sums = state["epoch_sums"]
             ek_drop = random.fold_in(k_dropout, epoch) if model.uses_key else None
             batches = batching.iterate_batches(x_tr, y_tr, config.batch_size, random.fold_in(k_shuffle, epoch),
-                                               transform=transform, start=state["cursor"])
+                                               transform=transform, start=state["cursor"], ws=ws.child("batches"))
             for step, (xb, yb) in enumerate(batches, start=state["cursor"]):
                 key = random.fold_in(ek_drop, step) if ek_drop is not None else None
-                new_params, new_opt, metrics = step_fn(params, opt_state, (xb, yb), key)
+                try:  # in place: params and opt_state are the step's own buffers from the second step on
+                    params, opt_state, metrics = step_fn(params, opt_state, (xb, yb), key)
+                except NonFiniteLoss:  # nothing was updated: blame the parameters that gave it
+                    diverge(epoch, step, "NaN/Inf", params, xb)
                 if state["first_loss"] is None:
                     state["first_loss"] = metrics["loss"]
                 if diverged(metrics["loss"], state["first_loss"]):
-                    what = "NaN/Inf" if not math.isfinite(metrics["loss"]) else f"{metrics['loss']:.3g}, over 1e6 times its first value"
-                    message = (f"loss became {what} at epoch {epoch + 1}, step {step + 1}; {blame_layer(model, params, xb)}; "
-                               f"the last good checkpoint is {ckpt_path} (try a smaller --lr)")
-                    runs.write_status(out, "diverged", epoch=epoch + 1, step=step + 1, message=message)  # for runs list
-                    log_line(f"diverged: {message}")
-                    raise TrainingDiverged(message)
-                params, opt_state = new_params, new_opt
+                    diverge(epoch, step, f"{metrics['loss']:.3g}, over 1e6 times its first value", params, xb)
                 n = len(yb)
                 sums["loss"] += metrics["loss"] * n
                 sums["correct"] += metrics["accuracy"] * n
@@ -478,7 +484,7 @@ def _track_best(state, record, params, config) -> bool:
     if best["val_loss"] is None or monitor < best["val_loss"] - config.min_delta:
         best.update(epoch=record["epoch"], val_loss=monitor, wait=0)
         if config.early_stopping:
-            state["best_params"] = params
+            state["best_params"] = tree_copy(params)  # params are the step's buffers: the next step overwrites them
     else:
         best["wait"] += 1
     return bool(config.early_stopping) and best["wait"] >= config.early_stopping
@@ -536,11 +542,6 @@ def _append_metrics(path, record):
 def _rewrite_metrics(path, history):
     text = "".join(json.dumps(r) + "\n" for r in history)
     io.atomic_write(path, lambda f: f.write(text.encode()))
-
-
-def params_of(run_or_model):
-    """The parameters of a run's final model (or a model file)."""
-    return io.load_model(runs.model_path(run_or_model)).params
 
 
 __all__ = ["fit", "FitConfig", "TrainingDiverged", "Interrupted", "load_checkpoint", "save_checkpoint", "prepare_data"]

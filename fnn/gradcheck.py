@@ -1,7 +1,8 @@
 """Check hand-written gradients against float64 central differences.
 
-For a layer, the scalar checked is ``f = sum(apply(params, x) * dy)`` for a
-random ``dy``; its exact gradient is ``grad(params, x, dy)``. Each input entry
+For a layer, the scalar checked is ``f = sum(y * dy)`` for a random ``dy``,
+where ``y`` is the training forward pass (``vjp``'s output); its exact
+gradient is ``layer.grad(params, x, dy)``, the layer's own backward pass. Each input entry
 ``v`` is nudged: ``(f(v + h) - f(v - h)) / (2 h)``. The error reported is the
 largest, over params and ``x``, of ``||a - n|| / (||a|| + ||n||)`` between the
 analytic gradient ``a`` and the numerical one ``n``.
@@ -52,10 +53,10 @@ def check_layer(layer, in_shape, key=None, x=None, params=None, h=1e-6) -> float
     out_shape, p0 = layer.init(k_init, in_shape)
     params = tree_map(lambda a: np.array(a, np.float64), p0 if params is None else params)
     x = np.array(random.normal(k_x, in_shape, np.float64) if x is None else x, np.float64)
-    dy = random.normal(k_dy, layer.apply(params, x, k_layer).shape, np.float64)
+    dy = random.normal(k_dy, layer.vjp(params, x, k_layer)[0].shape, np.float64)
 
     def f():
-        return float(np.sum(layer.apply(params, x, k_layer) * dy))
+        return float(np.sum(layer.vjp(params, x, k_layer)[0] * dy))
 
     dparams, dx = layer.grad(params, x, dy, k_layer)
     errors = [relative_error(dx, numeric_grad(f, x, h))]

@@ -3,18 +3,12 @@
 An :class:`Optimizer` is
 
 - ``init(params) -> state``: plain data, a nested dict of arrays;
-- ``update(grads, state, params=None) -> (updates, new_state)``;
-- ``fused(u, state, params, ws) -> new_state`` (optional): the same update on
-  flat float32 vectors, for the fast training step of :mod:`fnn.fast`. ``u``
-  holds all gradients in one vector and is overwritten with the updates;
-  ``params`` and the params-shaped entries of ``state`` are flat vectors it
-  reads and never writes; ``ws.new()`` gives a vector for each new state entry,
-  ``ws.tmp`` is scratch, and ``ws.leaves(*vectors)`` yields ``(path, view, ...)``
-  per parameter. Each kernel runs the same float32 operations in the same order
-  as its ``update``, so both give bit-identical results.
+- ``update(grads, state, params=None, ws=FRESH) -> (updates, new_state)``.
 
-``apply_updates(params, updates)`` adds the updates. Nothing is mutated: every
-call returns new arrays. Small transforms compose with :func:`chain`, and the
+``apply_updates(params, updates)`` adds the updates. Without a workspace
+nothing is mutated: every call returns new arrays. With one (a training
+loop's :class:`fnn.workspace.Workspace`) the results land in its buffers, so a
+loop that passes the state it got back updates it in place. Small transforms compose with :func:`chain`, and the
 familiar optimizers are one expression each, e.g.
 ``adam(lr) = chain(scale_by_adam(), scale_by_learning_rate(lr))``.
 
@@ -37,17 +31,24 @@ import numpy as np
 
 from fnn.losses import weights_only
 from fnn.tree import global_norm, tree_map, tree_map_with_path, zeros_like
+from fnn.workspace import FRESH
 
 
 class Optimizer(NamedTuple):
     init: Callable
     update: Callable
-    fused: Callable | None = None
+    #: True when ``update`` treats every scalar alike (no per-parameter masks, no per-leaf sums), so that
+    #: it may run on all parameters laid out as one flat vector (:func:`fnn.train.make_inplace_train_step` does).
+    elementwise: bool = False
 
 
-def apply_updates(params, updates):
-    """``params + updates``, leafwise, keeping each parameter's dtype."""
-    return tree_map(lambda p, u: (p + u).astype(p.dtype, copy=False), params, updates)
+def apply_updates(params, updates, ws=FRESH):
+    """``params + updates``, leafwise, keeping each parameter's dtype; into ``ws.like("params", params)``."""
+    return tree_map(lambda p, u, o: np.add(p, u, out=o, casting="same_kind"), params, updates, ws.like("params", params))
+
+
+def _stateless(params):
+    return {}
 
 
 def _count(state):
@@ -85,6 +86,8 @@ def warmup(schedule, warmup_steps):
 
 
 # ---------------------------------------------------------------- transforms
+# Each ``update`` writes its results into arrays asked of ``ws`` (fnn.workspace): new ones by
+# default; a training loop's own buffers, updated in place, when the loop passes its workspace.
 
 
 def scale_by_learning_rate(lr):
@@ -94,30 +97,21 @@ def scale_by_learning_rate(lr):
     def init(params):
         return {"count": np.asarray(0, np.int64), "lr": np.asarray(schedule(0), np.float32)}
 
-    def next_state(state):
+    def update(grads, state, params=None, ws=FRESH):
         rate = schedule(int(state["count"]))
-        return rate, {"count": _count(state), "lr": np.asarray(rate, np.float32)}
+        u = tree_map(lambda g, o: np.multiply(g, g.dtype.type(-rate), out=o), grads, ws.like("u", grads))
+        return u, {"count": _count(state), "lr": np.asarray(rate, np.float32)}
 
-    def update(grads, state, params=None):
-        rate, new_state = next_state(state)
-        return tree_map(lambda g: g * g.dtype.type(-rate), grads), new_state
-
-    def fused(u, state, params, ws):
-        rate, new_state = next_state(state)
-        u *= u.dtype.type(-rate)
-        return new_state
-
-    return Optimizer(init, update, fused)
+    return Optimizer(init, update, elementwise=True)
 
 
 def scale(factor):
     """``u = factor * g`` (stateless)."""
 
-    def fused(u, state, params, ws):
-        u *= u.dtype.type(factor)
-        return state
+    def update(grads, state, params=None, ws=FRESH):
+        return tree_map(lambda g, o: np.multiply(g, g.dtype.type(factor), out=o), grads, ws.like("u", grads)), state
 
-    return Optimizer(lambda params: {}, lambda g, s, p=None: (tree_map(lambda x: x * x.dtype.type(factor), g), s), fused)
+    return Optimizer(_stateless, update, elementwise=True)
 
 
 def trace(decay=0.9, nesterov=False):
@@ -126,21 +120,21 @@ def trace(decay=0.9, nesterov=False):
     def init(params):
         return {"trace": zeros_like(params)}
 
-    def update(grads, state, params=None):
-        v = tree_map(lambda g, t: decay * t + g, grads, state["trace"])
-        updates = tree_map(lambda g, t: g + decay * t, grads, v) if nesterov else v
-        return updates, {"trace": v}
+    def leaf(g, t, v, u):
+        np.multiply(t, decay, out=v)
+        v += g
+        if not nesterov:
+            return v
+        np.multiply(v, decay, out=u)
+        u += g
+        return u
 
-    def fused(u, state, params, ws):
-        v = np.multiply(state["trace"], decay, out=ws.new())
-        v += u
-        if nesterov:
-            u += np.multiply(v, decay, out=ws.tmp)
-        else:
-            np.copyto(u, v)
-        return {"trace": v}
+    def update(grads, state, params=None, ws=FRESH):
+        v = ws.like("trace", grads)
+        u = tree_map(leaf, grads, state["trace"], v, ws.like("u", grads) if nesterov else v)
+        return u, {"trace": v}
 
-    return Optimizer(init, update, fused)
+    return Optimizer(init, update, elementwise=True)
 
 
 def scale_by_rms(decay=0.9, eps=1e-8):
@@ -149,17 +143,16 @@ def scale_by_rms(decay=0.9, eps=1e-8):
     def init(params):
         return {"nu": zeros_like(params)}
 
-    def update(grads, state, params=None):
-        nu = tree_map(lambda g, n: decay * n + (1 - decay) * (g * g), grads, state["nu"])
-        return tree_map(lambda g, n: g / (np.sqrt(n) + eps), grads, nu), {"nu": nu}
+    def leaf(g, n_old, n, u):
+        np.multiply(n_old, decay, out=n)
+        n += np.multiply(np.multiply(g, g, out=u), 1 - decay, out=u)
+        return np.divide(g, np.add(np.sqrt(n, out=u), eps, out=u), out=u)
 
-    def fused(u, state, params, ws):
-        nu, t = np.multiply(state["nu"], decay, out=ws.new()), ws.tmp
-        nu += np.multiply(np.multiply(u, u, out=t), 1 - decay, out=t)
-        u /= np.add(np.sqrt(nu, out=t), eps, out=t)
-        return {"nu": nu}
+    def update(grads, state, params=None, ws=FRESH):
+        nu = ws.like("nu", grads)
+        return tree_map(leaf, grads, state["nu"], nu, ws.like("u", grads)), {"nu": nu}
 
-    return Optimizer(init, update, fused)
+    return Optimizer(init, update, elementwise=True)
 
 
 def scale_by_adagrad(initial_accumulator=0.1, eps=1e-7):
@@ -168,17 +161,15 @@ def scale_by_adagrad(initial_accumulator=0.1, eps=1e-7):
     def init(params):
         return {"sum_sq": tree_map(lambda p: np.full_like(p, initial_accumulator), params)}
 
-    def update(grads, state, params=None):
-        acc = tree_map(lambda g, a: a + g * g, grads, state["sum_sq"])
-        return tree_map(lambda g, a: g / (np.sqrt(a) + eps), grads, acc), {"sum_sq": acc}
+    def leaf(g, a_old, a, u):  # a may be a_old itself (in place): read it before writing
+        np.add(a_old, np.multiply(g, g, out=u), out=a)
+        return np.divide(g, np.add(np.sqrt(a, out=u), eps, out=u), out=u)
 
-    def fused(u, state, params, ws):
-        acc, t = np.multiply(u, u, out=ws.new()), ws.tmp
-        acc += state["sum_sq"]
-        u /= np.add(np.sqrt(acc, out=t), eps, out=t)
-        return {"sum_sq": acc}
+    def update(grads, state, params=None, ws=FRESH):
+        acc = ws.like("sum_sq", grads)
+        return tree_map(leaf, grads, state["sum_sq"], acc, ws.like("u", grads)), {"sum_sq": acc}
 
-    return Optimizer(init, update, fused)
+    return Optimizer(init, update, elementwise=True)
 
 
 def scale_by_adam(b1=0.9, b2=0.999, eps=1e-8):
@@ -193,29 +184,23 @@ def scale_by_adam(b1=0.9, b2=0.999, eps=1e-8):
     def init(params):
         return {"count": np.asarray(0, np.int64), "mu": zeros_like(params), "nu": zeros_like(params)}
 
-    def corrections(count):
-        c1, c2 = 1 - b1 ** int(count), 1 - b2 ** int(count)
-        return c1 / math.sqrt(c2), eps * c1
-
-    def update(grads, state, params=None):
+    def update(grads, state, params=None, ws=FRESH):
         count = _count(state)
-        k, e = corrections(count)
-        mu = tree_map(lambda g, m: b1 * m + (1 - b1) * g, grads, state["mu"])
-        nu = tree_map(lambda g, v: b2 * v + (1 - b2) * (g * g), grads, state["nu"])
-        updates = tree_map(lambda m, v: m / (np.sqrt(v) * k + e), mu, nu)
-        return updates, {"count": count, "mu": mu, "nu": nu}
+        c1, c2 = 1 - b1 ** int(count), 1 - b2 ** int(count)
+        k, e = c1 / math.sqrt(c2), eps * c1
 
-    def fused(u, state, params, ws):
-        count, t = _count(state), ws.tmp
-        k, e = corrections(count)
-        mu = np.multiply(state["mu"], b1, out=ws.new())
-        mu += np.multiply(u, 1 - b1, out=t)
-        nu = np.multiply(state["nu"], b2, out=ws.new())
-        nu += np.multiply(np.multiply(u, u, out=t), 1 - b2, out=t)
-        np.divide(mu, np.add(np.multiply(np.sqrt(nu, out=t), k, out=t), e, out=t), out=u)
-        return {"count": count, "mu": mu, "nu": nu}
+        def leaf(g, m_old, v_old, m, v, u):  # u is scratch until its last line
+            np.multiply(m_old, b1, out=m)
+            m += np.multiply(g, 1 - b1, out=u)
+            np.multiply(v_old, b2, out=v)
+            v += np.multiply(np.multiply(g, g, out=u), 1 - b2, out=u)
+            return np.divide(m, np.add(np.multiply(np.sqrt(v, out=u), k, out=u), e, out=u), out=u)
 
-    return Optimizer(init, update, fused)
+        mu, nu = ws.like("mu", grads), ws.like("nu", grads)
+        u = tree_map(leaf, grads, state["mu"], state["nu"], mu, nu, ws.like("u", grads))
+        return u, {"count": count, "mu": mu, "nu": nu}
+
+    return Optimizer(init, update, elementwise=True)
 
 
 def add_decayed_weights(weight_decay, mask=weights_only):
@@ -224,59 +209,42 @@ def add_decayed_weights(weight_decay, mask=weights_only):
     The default mask decays matrices and leaves biases alone.
     """
 
-    def update(updates, state, params=None):
+    def leaf(path, u, p, o):
+        return np.add(u, np.multiply(p, p.dtype.type(weight_decay), out=o), out=o) if mask(path, p) else u
+
+    def update(updates, state, params=None, ws=FRESH):
         if params is None:
             raise ValueError("add_decayed_weights needs params: call update(grads, state, params)")
-        return (
-            tree_map_with_path(
-                lambda path, u, p: u + p * p.dtype.type(weight_decay) if mask(path, p) else u, updates, params
-            ),
-            state,
-        )
+        return tree_map_with_path(leaf, updates, params, ws.like("u", updates)), state
 
-    def fused(u, state, params, ws):
-        for path, u_leaf, p, t in ws.leaves(u, params, ws.tmp):
-            if mask(path, p):
-                u_leaf += np.multiply(p, p.dtype.type(weight_decay), out=t)
-        return state
-
-    return Optimizer(lambda params: {}, update, fused)
+    return Optimizer(_stateless, update)
 
 
 def clip_by_global_norm(max_norm):
     """Rescale all gradients by ``min(1, max_norm / global_norm(g))``."""
 
-    def update(grads, state, params=None):
+    def update(grads, state, params=None, ws=FRESH):
         norm = global_norm(grads)
         if norm <= max_norm or norm == 0:
             return grads, state
-        return tree_map(lambda g: g * g.dtype.type(max_norm / norm), grads), state
+        return tree_map(lambda g, o: np.multiply(g, g.dtype.type(max_norm / norm), out=o), grads, ws.like("u", grads)), state
 
-    def fused(u, state, params, ws):
-        norm = math.sqrt(sum(float(np.vdot(g, g)) for _, g in ws.leaves(u)))  # as global_norm, leaf by leaf
-        if norm > max_norm and norm != 0:
-            u *= u.dtype.type(max_norm / norm)
-        return state
-
-    return Optimizer(lambda params: {}, update, fused)
+    return Optimizer(_stateless, update)
 
 
 def chain(*transforms):
-    """Apply ``transforms`` in order; the state is ``{"0": state0, "1": state1, ...}``."""
+    """Apply ``transforms`` in order; the state is ``{"0": state0, "1": state1, ...}``; transform ``i`` writes into ``ws.child("i")``."""
 
     def init(params):
         return {str(i): t.init(params) for i, t in enumerate(transforms)}
 
-    def update(grads, state, params=None):
+    def update(grads, state, params=None, ws=FRESH):
         new_state = {}
         for i, t in enumerate(transforms):
-            grads, new_state[str(i)] = t.update(grads, state[str(i)], params)
+            grads, new_state[str(i)] = t.update(grads, state[str(i)], params, ws.child(str(i)))
         return grads, new_state
 
-    def fused(u, state, params, ws):
-        return {str(i): t.fused(u, state[str(i)], params, ws) for i, t in enumerate(transforms)}
-
-    return Optimizer(init, update, fused if all(t.fused for t in transforms) else None)
+    return Optimizer(init, update, elementwise=all(t.elementwise for t in transforms))
 
 
 def learning_rate(state):
@@ -294,51 +262,52 @@ def learning_rate(state):
 # ---------------------------------------------------------------- the familiar optimizers
 
 
-def _head(clip_norm):
-    return [clip_by_global_norm(clip_norm)] if clip_norm else []
+def _recipe(scaler, lr, weight_decay, mask, clip_norm):
+    """``clip -> scaler -> decoupled weight decay -> -lr``, each part only when asked for."""
+    return chain(
+        *([clip_by_global_norm(clip_norm)] if clip_norm else []),
+        *([scaler] if scaler is not None else []),
+        *([add_decayed_weights(weight_decay, mask)] if weight_decay else []),
+        scale_by_learning_rate(lr),
+    )
 
 
-def sgd(lr, clip_norm=None):
+def sgd(lr, weight_decay=0.0, mask=weights_only, clip_norm=None):
     """Plain gradient descent: ``p = p - lr * g``."""
-    return chain(*_head(clip_norm), scale_by_learning_rate(lr))
+    return _recipe(None, lr, weight_decay, mask, clip_norm)
 
 
-def momentum(lr, beta=0.9, nesterov=False, clip_norm=None):
+def momentum(lr, beta=0.9, nesterov=False, weight_decay=0.0, mask=weights_only, clip_norm=None):
     """Heavy-ball momentum (Polyak, 1964): ``v = beta v + g``, ``p = p - lr v``.
 
     With ``nesterov=True`` (Sutskever et al., 2013): ``p = p - lr (g + beta v)``.
     """
-    return chain(*_head(clip_norm), trace(beta, nesterov), scale_by_learning_rate(lr))
+    return _recipe(trace(beta, nesterov), lr, weight_decay, mask, clip_norm)
 
 
-def nesterov(lr, beta=0.9, clip_norm=None):
+def nesterov(lr, beta=0.9, weight_decay=0.0, mask=weights_only, clip_norm=None):
     """Momentum with Nesterov's look-ahead; see :func:`momentum`."""
-    return momentum(lr, beta, True, clip_norm)
+    return momentum(lr, beta, True, weight_decay, mask, clip_norm)
 
 
-def rmsprop(lr, decay=0.9, eps=1e-8, clip_norm=None):
+def rmsprop(lr, decay=0.9, eps=1e-8, weight_decay=0.0, mask=weights_only, clip_norm=None):
     """RMSprop: ``n = decay n + (1 - decay) g**2``, ``p = p - lr g / (sqrt(n) + eps)``."""
-    return chain(*_head(clip_norm), scale_by_rms(decay, eps), scale_by_learning_rate(lr))
+    return _recipe(scale_by_rms(decay, eps), lr, weight_decay, mask, clip_norm)
 
 
-def adagrad(lr, initial_accumulator=0.1, eps=1e-7, clip_norm=None):
+def adagrad(lr, initial_accumulator=0.1, eps=1e-7, weight_decay=0.0, mask=weights_only, clip_norm=None):
     """Adagrad: ``a = a + g**2``, ``p = p - lr g / (sqrt(a) + eps)``."""
-    return chain(*_head(clip_norm), scale_by_adagrad(initial_accumulator, eps), scale_by_learning_rate(lr))
+    return _recipe(scale_by_adagrad(initial_accumulator, eps), lr, weight_decay, mask, clip_norm)
 
 
-def adam(lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, clip_norm=None):
+def adam(lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, mask=weights_only, clip_norm=None):
     """Adam: ``p = p - lr m_hat / (sqrt(v_hat) + eps)``; see :func:`scale_by_adam`."""
-    return chain(*_head(clip_norm), scale_by_adam(b1, b2, eps), scale_by_learning_rate(lr))
+    return _recipe(scale_by_adam(b1, b2, eps), lr, weight_decay, mask, clip_norm)
 
 
 def adamw(lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=1e-2, mask=weights_only, clip_norm=None):
     """AdamW: ``p = p - lr (m_hat / (sqrt(v_hat) + eps) + wd p)``, decay masked to weights."""
-    return chain(
-        *_head(clip_norm),
-        scale_by_adam(b1, b2, eps),
-        add_decayed_weights(weight_decay, mask),
-        scale_by_learning_rate(lr),
-    )
+    return adam(lr, b1, b2, eps, weight_decay, mask, clip_norm)
 
 
 OPTIMIZERS = {
@@ -353,27 +322,16 @@ OPTIMIZERS = {
 
 
 def by_name(name, lr, weight_decay=None, clip_norm=None, mask=weights_only):
-    """Build optimizer ``name`` (a key of :data:`OPTIMIZERS`) with the given extras.
+    """``OPTIMIZERS[name](lr, ...)`` with its default hyperparameters and the given extras.
 
-    ``weight_decay`` adds decoupled decay (masked; biases excluded by default)
-    before the learning-rate scaling; ``None`` means the optimizer's default
-    (``1e-2`` for AdamW, none otherwise). ``clip_norm`` clips first.
+    ``weight_decay=None`` keeps the optimizer's own default (``1e-2`` for AdamW, none otherwise).
     """
-    scalers = {
-        "sgd": [],
-        "momentum": [trace(0.9)],
-        "nesterov": [trace(0.9, nesterov=True)],
-        "rmsprop": [scale_by_rms()],
-        "adagrad": [scale_by_adagrad()],
-        "adam": [scale_by_adam()],
-        "adamw": [scale_by_adam()],
-    }
-    if name not in scalers:
-        raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(scalers)}")
-    if weight_decay is None:
-        weight_decay = 1e-2 if name == "adamw" else 0.0
-    decay = [add_decayed_weights(weight_decay, mask)] if weight_decay else []
-    return chain(*_head(clip_norm), *scalers[name], *decay, scale_by_learning_rate(lr))
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
+    extras = {"mask": mask, "clip_norm": clip_norm}
+    if weight_decay is not None:
+        extras["weight_decay"] = weight_decay
+    return OPTIMIZERS[name](lr, **extras)
 
 
 def schedule_by_name(name, lr, total_steps, warmup_steps=0):

@@ -33,14 +33,6 @@ def structure(tree):
     return "*"
 
 
-def assert_same_structure(a, b):
-    """Raise :class:`StructureError` showing both layouts when they differ."""
-    if structure(a) != structure(b):
-        raise StructureError(
-            f"pytree structures differ:\n  first:  {structure(a)}\n  second: {structure(b)}"
-        )
-
-
 def _check_node(tree, rest):
     """Raise when any of ``rest`` differs from ``tree`` at this node."""
     for other in rest:
@@ -137,9 +129,9 @@ def tree_add(a, b):
     return tree_map(np.add, a, b)
 
 
-def tree_sub(a, b):
-    """Leafwise ``a - b``."""
-    return tree_map(np.subtract, a, b)
+def tree_copy(tree):
+    """A tree of copies of the leaves (to keep what a loop's buffers will overwrite)."""
+    return tree_map(np.copy, tree)
 
 
 def tree_scale(tree, s):

@@ -21,4 +21,4 @@ def test_speed_benchmark_quick_run_prints_every_figure():
     accuracy = float(re.search(r"fnn test accuracy +(\d\.\d+)", out).group(1))
     assert accuracy > 0.5, "four epochs on 2048 examples learn something"
     assert "BLAS threads: 1" in out and "load average" in out
-    assert "weights bit-identical to the fast path: yes" in out
+    assert "weights bit-identical to the in-place loop: yes" in out

@@ -7,8 +7,8 @@ import pytest
 import fnn
 
 # Every module of the library; these must also carry at least one example.
-WITH_EXAMPLES = ["fnn", "fnn.tree", "fnn.random", "fnn.layers", "fnn.optim", "fnn.train", "fnn.batching", "fnn.gradcheck",
-                 "fnn.buffers", "fnn.fast", "fnn.metrics", "fnn.report", "fnn.compare", "fnn.distributed"]
+WITH_EXAMPLES = ["fnn", "fnn.tree", "fnn.random", "fnn.layers", "fnn.layers.base", "fnn.workspace", "fnn.optim", "fnn.train", "fnn.batching", "fnn.gradcheck",
+                 "fnn.metrics", "fnn.report", "fnn.compare", "fnn.distributed"]
 MODULES = ["fnn"] + sorted(m.name for m in pkgutil.walk_packages(fnn.__path__, "fnn.") if not m.name.startswith(("fnn.cli", "fnn.web")))
 
 

@@ -10,8 +10,9 @@ batch 128, float32) it times, in one run and interleaved epoch by epoch:
 - GEMM only: the same matrix products as a training epoch (469 steps: forward
   ``x @ w`` per layer, backward ``x.T @ dy`` per layer and ``dy @ w.T`` for all
   but the first), into preallocated buffers, on batches gathered beforehand;
-- fnn through its public API: ``fnn.make_train_step`` + ``fnn.batching.iterate_batches``
-  (shuffled uint8 batches converted per batch; the step also reports loss and accuracy);
+- fnn through its public API: ``fnn.make_inplace_train_step`` + ``fnn.batching.iterate_batches``
+  sharing one ``fnn.Workspace`` (shuffled uint8 batches converted per batch; the step also
+  reports loss and accuracy); and once, for the first architecture, the pure ``fnn.make_train_step``;
 - a hand-written NumPy loop with no framework (the same model, Adam and batches,
   every buffer made once): the floor NumPy itself sets, to measure fnn against;
 - PyTorch CPU, if installed: the same model, Adam, shuffled uint8 batches, loss
@@ -109,20 +110,26 @@ class GemmOnly:
 
 
 class FnnApi:
-    """fnn's public training API: a train step fed by the seeded uint8 batch iterator."""
+    """fnn's public training loop: the in-place train step fed by the seeded uint8 batch iterator, one workspace for both.
 
-    def __init__(self, arch, x, y, **step_options):
+    ``pure=True`` runs the pure ``fnn.make_train_step`` instead (new arrays every step): the reference.
+    """
+
+    def __init__(self, arch, x, y, pure=False):
         self.model = fnn.mlp(arch)
         _, self.params = self.model.init(random.key(0), (-1, arch[0]))
         self.opt = optim.adam(1e-3)
         self.state = self.opt.init(self.params)
-        self.step = fnn.make_train_step(self.model, losses.softmax_cross_entropy, self.opt, **step_options)
+        self.ws = None if pure else fnn.Workspace()
+        make = fnn.make_train_step if pure else fnn.make_inplace_train_step
+        self.step = make(self.model, losses.softmax_cross_entropy, self.opt, **({} if pure else {"workspace": self.ws.child("step")}))
         self.x, self.y, self.epochs = x, y, 0
 
     def epoch(self):
         key = random.fold_in(random.key(1), self.epochs)
         params, state = self.params, self.state
-        for batch in batching.iterate_batches(self.x, self.y, BATCH, key, transform=batching.to_float):
+        batch_ws = {} if self.ws is None else {"ws": self.ws.child("batches")}
+        for batch in batching.iterate_batches(self.x, self.y, BATCH, key, transform=batching.to_float, **batch_ws):
             params, state, _ = self.step(params, state, batch)
         self.params, self.state, self.epochs = params, state, self.epochs + 1
 
@@ -452,7 +459,7 @@ def run(args, epochs, tmp):
         print(f"  fnn test accuracy        {api.accuracy(x_test_float, y_test):.4f} after {epochs + 1} epochs"
               f" (hand-written loop: {hand.accuracy(x_test_float, y_test):.4f})")
         if arch is archs[0]:
-            print(f"  {'fnn plain path':<24} {plain_check(api, arch, x, y, epochs + 1, x_test_float, y_test)}")
+            print(f"  {'fnn pure step':<24} {plain_check(api, arch, x, y, epochs + 1, x_test_float, y_test)}")
         if isinstance(pt, dict):
             torch_t = statistics.median(pt["times"])
             print(f"  PyTorch {pt['version']} ({pt['adam']} Adam, {pt['threads']} thread(s), own process)"
@@ -486,19 +493,16 @@ def run(args, epochs, tmp):
           f"{time.perf_counter() - t_start:.0f} s in all{steal}")
 
 
-def plain_check(fast_run, arch, x, y, epochs, x_test_float, y_test):
-    """Train the same epochs with ``fast_path=False`` (the plain tree code): same weights as the fast path?"""
-    try:
-        plain = FnnApi(arch, x, y, fast_path=False)
-    except TypeError:
-        return "n/a (this fnn has no fast path)"
+def plain_check(run, arch, x, y, epochs, x_test_float, y_test):
+    """Train the same epochs with the pure ``fnn.make_train_step`` (new arrays every step): same weights as the in-place loop?"""
+    pure = FnnApi(arch, x, y, pure=True)
     t0 = time.perf_counter()
     for _ in range(epochs):
-        plain.epoch()
+        pure.epoch()
     seconds = (time.perf_counter() - t0) / epochs
-    same = fnn.tree.tree_equal(plain.params, fast_run.params)
-    return (f"{seconds:.3f} s an epoch, test accuracy {plain.accuracy(x_test_float, y_test):.4f}; "
-            f"weights bit-identical to the fast path: {'yes' if same else 'NO'}")
+    same = fnn.tree.tree_equal(pure.params, run.params)
+    return (f"{seconds:.3f} s an epoch, test accuracy {pure.accuracy(x_test_float, y_test):.4f}; "
+            f"weights bit-identical to the in-place loop: {'yes' if same else 'NO'}")
 
 
 def predict_figures(api, x_test_float, y_test, quick):

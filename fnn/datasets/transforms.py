@@ -1,8 +1,8 @@
 """Preprocessing applied per batch: scale to [0, 1], grayscale, flatten, standardize; one-hot labels.
 
 Data stays uint8 in memory; :func:`make_transform` builds the function that
-turns one drawn batch into float32 (pass it to
-:func:`fnn.batching.iterate_batches`). Standardization statistics come from
+turns one drawn batch into float32, ``transform(x, ws=FRESH)`` (pass it to
+:func:`fnn.batching.iterate_batches`, which gives it a workspace of its own). Standardization statistics come from
 the training split only (:func:`standardize_stats`, read in chunks).
 
 >>> x = np.full((2, 2, 2), 255, np.uint8)
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fnn.buffers import Recycler
+from fnn.workspace import FRESH
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601 weights of R, G, B
 MIN_STD = 1e-6
@@ -51,10 +51,9 @@ def make_transform(flatten: bool = True, grayscale: bool = False, mean=None, std
     if (mean is None) != (std is None):
         raise ValueError("give both mean and std, or neither")
 
-    recycled = Recycler(limit=3)  # batch-sized results, reused once the caller lets go (fnn.buffers)
-
-    def transform(x):
-        out = scale(x, out=recycled.take(np.shape(x), np.float32))
+    def transform(x, ws=FRESH):
+        """One batch -> float32, into ``ws.array("x", ...)`` (new by default)."""
+        out = scale(x, out=ws.array("x", np.shape(x), np.float32))
         if grayscale:
             out = rgb_to_gray(out)
         if flatten:

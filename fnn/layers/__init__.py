@@ -1,0 +1,26 @@
+"""Layers as pure functions with hand-written backward passes (see :mod:`fnn.layers.base` for the protocol).
+
+- :mod:`~fnn.layers.base`: ``Layer``, ``layer``, ``serial``, ``register``, ``build``, ``REGISTRY``;
+- :mod:`~fnn.layers.dense`: ``Dense``;
+- :mod:`~fnn.layers.activations`: ``Relu``, ``LeakyRelu``, ``Sigmoid``, ``Tanh``, ``Identity``, ``Softmax``;
+- :mod:`~fnn.layers.regularization`: ``Dropout``;
+- :mod:`~fnn.layers.shape`: ``Flatten``;
+- :mod:`~fnn.layers.mlp`: ``mlp(sizes)``.
+
+>>> model = mlp([4, 8, 2])
+>>> model.spec["layers"][0]
+{'type': 'Dense', 'units': 8, 'w_init': 'he_uniform', 'b_init': 'zeros'}
+"""
+
+from fnn.layers.activations import Identity, LeakyRelu, Relu, Sigmoid, Softmax, Tanh, elementwise, log_softmax, softmax
+from fnn.layers.base import REGISTRY, Layer, SpecError, build, child_keys, layer, register, serial
+from fnn.layers.dense import Dense
+from fnn.layers.mlp import ACTIVATIONS, DEFAULT_INIT, mlp
+from fnn.layers.regularization import Dropout
+from fnn.layers.shape import Flatten
+
+__all__ = [
+    "Layer", "layer", "serial", "register", "build", "REGISTRY", "SpecError", "child_keys", "elementwise",
+    "Dense", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Identity", "Softmax", "Dropout", "Flatten",
+    "mlp", "ACTIVATIONS", "DEFAULT_INIT", "softmax", "log_softmax",
+]
