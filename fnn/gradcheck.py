@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from fnn import random
+from fnn.layers.base import init_state, vjp_model
 from fnn.tree import tree_flatten, tree_map
 
 
@@ -42,23 +43,25 @@ def numeric_grad(f, x, h=1e-6):
     return g
 
 
-def check_layer(layer, in_shape, key=None, x=None, params=None, h=1e-6) -> float:
+def check_layer(layer, in_shape, key=None, x=None, params=None, h=1e-6, state=None) -> float:
     """Largest relative error of ``layer.grad`` (params and x) against central differences.
 
     ``in_shape`` is concrete (e.g. ``(1, 5)`` for batch size 1). ``key`` seeds
-    init, the inputs and the layer's own randomness (dropout's mask).
+    init, the inputs and the layer's own randomness (dropout's mask). A
+    stateful layer runs from ``state`` (its initial state by default).
     """
     key = random.key(0) if key is None else key
     k_init, k_x, k_dy, k_layer = random.split(key, 4)
     out_shape, p0 = layer.init(k_init, in_shape)
     params = tree_map(lambda a: np.array(a, np.float64), p0 if params is None else params)
     x = np.array(random.normal(k_x, in_shape, np.float64) if x is None else x, np.float64)
-    dy = random.normal(k_dy, layer.vjp(params, x, k_layer)[0].shape, np.float64)
+    state = tree_map(lambda a: np.array(a, np.float64), init_state(layer, in_shape) if state is None else state)
+    dy = random.normal(k_dy, vjp_model(layer, params, x, k_layer, state=state)[0].shape, np.float64)
 
     def f():
-        return float(np.sum(layer.vjp(params, x, k_layer)[0] * dy))
+        return float(np.sum(vjp_model(layer, params, x, k_layer, state=state)[0] * dy))
 
-    dparams, dx = layer.grad(params, x, dy, k_layer)
+    dparams, dx = layer.grad(params, x, dy, k_layer, state=state)
     errors = [relative_error(dx, numeric_grad(f, x, h))]
     flat_d = dict(tree_flatten(dparams))
     for path, leaf in tree_flatten(params):

@@ -13,14 +13,14 @@
 """
 
 from fnn.layers.activations import Identity, LeakyRelu, Relu, Sigmoid, Softmax, Tanh, elementwise, log_softmax, softmax
-from fnn.layers.base import REGISTRY, Layer, SpecError, build, child_keys, layer, register, serial
+from fnn.layers.base import REGISTRY, Layer, SpecError, apply_model, build, child_keys, init_state, layer, register, serial, vjp_model
 from fnn.layers.dense import Dense
 from fnn.layers.mlp import ACTIVATIONS, DEFAULT_INIT, mlp
 from fnn.layers.regularization import Dropout
 from fnn.layers.shape import Flatten
 
 __all__ = [
-    "Layer", "layer", "serial", "register", "build", "REGISTRY", "SpecError", "child_keys", "elementwise",
+    "Layer", "layer", "serial", "apply_model", "vjp_model", "init_state", "register", "build", "REGISTRY", "SpecError", "child_keys", "elementwise",
     "Dense", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Identity", "Softmax", "Dropout", "Flatten",
     "mlp", "ACTIVATIONS", "DEFAULT_INIT", "softmax", "log_softmax",
 ]

@@ -18,6 +18,16 @@ A layer is a :class:`Layer` tuple of pure functions:
 ``layer.grad(params, x, dy, key=None)`` is ``vjp`` followed by its ``backward``:
 the one place a gradient is derived from a layer's own backward pass.
 
+**State.** Some layers keep numbers that are neither parameters nor gradients
+(BatchNorm's running mean and variance). Such a layer has ``state_init(in_shape)
+-> state`` (a tree; stateless layers have ``state_init=None``), and takes the
+state as a keyword: ``apply(params, x, key=None, state=...)`` reads it
+(inference), and ``vjp(..., state=...)`` returns it updated as a third value,
+``(y, backward, new_state)``. ``serial`` is stateful when a child is; its
+state is keyed like its params (``{}`` for stateless children). Callers that
+take any model use :func:`apply_model` and :func:`vjp_model`, which thread
+``{}`` through stateless ones, as Haiku's ``transform_with_state`` does.
+
 >>> from fnn.layers import Dense, Relu
 >>> model = serial(Dense(8), Relu, Dense(2))
 >>> out_shape, params = model.init(random.key(0), (-1, 4))
@@ -44,15 +54,43 @@ class Layer(NamedTuple):
     spec: dict
     uses_key: bool = False
     children: tuple = ()
+    state_init: Callable | None = None
 
-    def grad(self, params, x, dy, key=None):
+    @property
+    def stateful(self) -> bool:
+        return self.state_init is not None
+
+    def grad(self, params, x, dy, key=None, state=None):
         """``(dparams, dx)``: the gradient of ``sum(y * dy)`` at ``x``, from one forward and one backward pass."""
-        return self.vjp(params, x, key)[1](dy)
+        return vjp_model(self, params, x, key, state=state)[1](dy)
 
 
-def layer(init, apply, vjp, spec, uses_key=False, children=()) -> Layer:
+def layer(init, apply, vjp, spec, uses_key=False, children=(), state_init=None) -> Layer:
     """Assemble a :class:`Layer` (``vjp`` must accept ``ws`` and ``need_dx``; it may ignore them)."""
-    return Layer(init, apply, vjp, spec, uses_key, tuple(children))
+    return Layer(init, apply, vjp, spec, uses_key, tuple(children), state_init)
+
+
+def apply_model(model, params, x, key=None, state=None):
+    """``model.apply``, with ``state`` passed to a stateful model (and refused when it is missing)."""
+    if not model.stateful:
+        return model.apply(params, x, key)
+    if state is None:
+        raise ValueError("this model keeps state (e.g. BatchNorm's running averages): pass state=, from fit's result or the model file")
+    return model.apply(params, x, key, state=state)
+
+
+def vjp_model(model, params, x, key=None, ws=FRESH, need_dx=True, state=None):
+    """``(y, backward, new_state)`` for any model: a stateless one gives back ``state`` (``{}`` by default) unchanged."""
+    if not model.stateful:
+        return (*model.vjp(params, x, key, ws=ws, need_dx=need_dx), {} if state is None else state)
+    if state is None:
+        raise ValueError("this model keeps state (e.g. BatchNorm's running averages): pass state=, e.g. init_state(model, in_shape)")
+    return model.vjp(params, x, key, ws=ws, need_dx=need_dx, state=state)
+
+
+def init_state(model, in_shape):
+    """The model's initial state (``{}`` for a stateless model)."""
+    return model.state_init(tuple(in_shape)) if model.stateful else {}
 
 
 def child_keys(layers, key):
@@ -62,13 +100,14 @@ def child_keys(layers, key):
 
 
 def serial(*layers: Layer) -> Layer:
-    """Compose layers left to right; params are keyed by position ``"0"``, ``"1"``, ...
+    """Compose layers left to right; params (and state) are keyed by position ``"0"``, ``"1"``, ...
 
     ``vjp`` keeps each child's backward closure, so a training step runs
     exactly one forward and one backward pass; child ``i`` writes into ``ws.child("i")``.
     """
     names = [str(i) for i in range(len(layers))]
     uses_key = any(lyr.uses_key for lyr in layers)
+    stateful = any(lyr.stateful for lyr in layers)
 
     def init(key, in_shape):
         params, shape = {}, tuple(in_shape)
@@ -76,15 +115,23 @@ def serial(*layers: Layer) -> Layer:
             shape, params[name] = lyr.init(k, shape)
         return shape, params
 
-    def apply(params, x, key=None):
+    def state_init(in_shape):
+        state, shape = {}, tuple(in_shape)
+        for name, lyr in zip(names, layers):
+            state[name] = init_state(lyr, shape)
+            shape = lyr.init(None, shape)[0]  # shape only: nothing allocated
+        return state
+
+    def apply(params, x, key=None, state=None):
         for name, lyr, k in zip(names, layers, child_keys(layers, key)):
-            x = lyr.apply(params[name], x, k)
+            x = apply_model(lyr, params[name], x, k, None if state is None else state[name])
         return x
 
-    def vjp(params, x, key=None, ws=FRESH, need_dx=True):
-        backwards = []
+    def vjp(params, x, key=None, ws=FRESH, need_dx=True, state=None):
+        backwards, new_state = [], {}
         for i, (name, lyr, k) in enumerate(zip(names, layers, child_keys(layers, key))):
-            x, back = lyr.vjp(params[name], x, k, ws=ws.child(name), need_dx=need_dx or i > 0)
+            sub = None if state is None else state[name]
+            x, back, new_state[name] = vjp_model(lyr, params[name], x, k, ws.child(name), need_dx or i > 0, sub)
             backwards.append(back)
 
         def backward(dy):
@@ -93,10 +140,19 @@ def serial(*layers: Layer) -> Layer:
                 grads[name], dy = back(dy)
             return {name: grads[name] for name in names}, dy
 
-        return x, backward
+        return x, backward, new_state
 
     spec = {"type": "serial", "layers": [lyr.spec for lyr in layers]}
-    return layer(init, apply, vjp, spec, uses_key, children=layers)
+    if stateful:
+        return layer(init, apply, vjp, spec, uses_key, layers, state_init)
+
+    def stateless_apply(params, x, key=None):
+        return apply(params, x, key)
+
+    def stateless_vjp(params, x, key=None, ws=FRESH, need_dx=True):
+        return vjp(params, x, key, ws, need_dx)[:2]
+
+    return layer(init, stateless_apply, stateless_vjp, spec, uses_key, layers)
 
 
 # ---------------------------------------------------------------- rebuilding layers from specs
