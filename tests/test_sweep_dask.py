@@ -17,9 +17,11 @@ import dask
 import distributed
 import pytest
 
-from fnn import io, runs, sweep
-from fnn.cli.sweep import SweepProgress
-from fnn.distributed import local_cluster
+from fnn import serialization
+
+from fnn.training import runs, sweep
+from fnn_cli.sweep import SweepProgress
+from fnn.training.dask import local_cluster
 from fnn.tree import tree_equal
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +60,7 @@ def test_local_cluster_sweep_is_bit_identical_to_a_sequential_local_sweep(cli_ru
     assert [untimed(row) for row in rows] == [untimed(row) for row in local]
     for row in rows:
         mine, theirs = tmp_path / "dask" / row["name"], tmp_path / "seq" / row["name"]
-        assert tree_equal(io.load_model(mine / runs.MODEL).params, io.load_model(theirs / runs.MODEL).params), row["name"]
+        assert tree_equal(serialization.load_model(mine / runs.MODEL).params, serialization.load_model(theirs / runs.MODEL).params), row["name"]
         assert sorted(p.name for p in mine.iterdir()) == sorted(p.name for p in theirs.iterdir())
         assert (mine / runs.CONFIG).read_bytes() == (theirs / runs.CONFIG).read_bytes()
         assert [untimed(m) for m in runs.read_metrics(mine)] == [untimed(m) for m in runs.read_metrics(theirs)]
@@ -92,7 +94,7 @@ def test_a_failing_configuration_is_reported_and_the_others_finish(cli_runner, c
 def test_local_cluster_listens_on_loopback_and_keeps_malloc_adaptive(cluster):
     addresses = [cluster.scheduler_address, *cluster.scheduler_info["workers"]]
     assert len(addresses) == 3 and all(a.startswith("tcp://127.0.0.1:") for a in addresses)
-    with distributed.Client(cluster) as client:  # Dask's MALLOC_TRIM_THRESHOLD_ halves training speed (fnn.distributed)
+    with distributed.Client(cluster) as client:  # Dask's MALLOC_TRIM_THRESHOLD_ halves training speed (fnn.training.dask)
         assert set(client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values()) == {None}
 
 
@@ -130,8 +132,8 @@ def test_a_killed_worker_loses_no_configuration(cluster, small_npz, tmp_path):
     # the task that died with its worker ran again elsewhere, to the same weights as a local run
     config = dict(configs)[killed["name"]]
     assert sweep.run_one(killed["name"], config, tmp_path / "again")["status"] == "done"
-    assert tree_equal(io.load_model(tmp_path / "sw" / killed["name"] / runs.MODEL).params,
-                      io.load_model(tmp_path / "again" / runs.MODEL).params)
+    assert tree_equal(serialization.load_model(tmp_path / "sw" / killed["name"] / runs.MODEL).params,
+                      serialization.load_model(tmp_path / "again" / runs.MODEL).params)
 
 
 @pytest.mark.parametrize("scheduler", ["local:2", "tcp://127.0.0.1:8786"])
@@ -152,13 +154,13 @@ def test_without_dask_in_a_fresh_interpreter(small_npz, tmp_path):
              "        if name.partition('.')[0] in ('dask', 'distributed'):\n"
              "            raise ModuleNotFoundError(f'No module named {name!r}')\n"
              "sys.meta_path.insert(0, NoDask())\n")
-    code = block + f"from fnn.cli.main import cli\ncli(['sweep', {str(spec)!r}, '--scheduler', 'local:2'])\n"
+    code = block + f"from fnn_cli.main import cli\ncli(['sweep', {str(spec)!r}, '--scheduler', 'local:2'])\n"
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert p.returncode == 2, p.stderr
     assert p.stderr.strip().splitlines() == ["Error: --scheduler needs Dask, which is not installed: pip install 'fnn[distributed]'"]
     assert not (tmp_path / "runs").exists()
     # the library and the CLI import Dask only when a sweep uses it
-    check = "import sys, fnn, fnn.sweep, fnn.distributed, fnn.cli.main; print(sorted({m.split('.')[0] for m in sys.modules} & {'dask', 'distributed'}))"
+    check = "import sys, fnn, fnn.training.sweep, fnn.training.dask, fnn_cli.main; print(sorted({m.split('.')[0] for m in sys.modules} & {'dask', 'distributed'}))"
     assert subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True).stdout.strip() == "[]"
 
 

@@ -11,9 +11,11 @@ import csv
 import io as _io
 from pathlib import Path
 
-from fnn import io, runs
-from fnn.report import EvaluationError
-from fnn.report_md import table
+from fnn import serialization
+
+from fnn.training import runs
+from fnn.evaluation.report import EvaluationError
+from fnn.evaluation.markdown import table
 
 TABLE_FILE, CSV_FILE = "compare.md", "compare.csv"
 CURVES_FILE, SCATTER_FILE = "val_curves.png", "accuracy_vs_cost.png"
@@ -80,7 +82,7 @@ def compare_runs(run_dirs, out_dir, pictures=True) -> dict:
     """Write ``compare.md``, ``compare.csv`` and (with ``pictures``) the figures into ``out_dir``.
 
     Returns ``{"rows": [...] (sorted, best first), "files": {name: path}}``.
-    Raises :class:`fnn.report.EvaluationError` for a path that is not a run folder.
+    Raises :class:`fnn.evaluation.report.EvaluationError` for a path that is not a run folder.
     """
     if not run_dirs:
         raise EvaluationError("give at least one run folder to compare")
@@ -93,9 +95,9 @@ def compare_runs(run_dirs, out_dir, pictures=True) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     files = {"table": out / TABLE_FILE, "csv": out / CSV_FILE}
     for path, text in ((files["table"], markdown(rows)), (files["csv"], to_csv(rows))):
-        io.atomic_write(path, lambda f, t=text: f.write(t.encode("utf-8")))
+        serialization.atomic_write(path, lambda f, t=text: f.write(t.encode("utf-8")))
     if pictures:
-        from fnn import plotting
+        from fnn.evaluation import plotting
 
         files["curves"] = plotting.compare_curves(histories, out / CURVES_FILE)
         files["scatter"] = plotting.compare_scatter(rows, out / SCATTER_FILE)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from fnn.cli.common import WholeNumber, fail
+from fnn_cli.common import WholeNumber, fail
 
 BEST_SHOWN = 3
 
@@ -94,17 +94,17 @@ def sweep(file, jobs, scheduler, out, data_dir):
       fnn-cli sweep experiments/optimizers.yaml --scheduler local:2
       fnn-cli sweep experiments/optimizers.yaml --scheduler tcp://10.0.0.5:8786
     """
-    from fnn import sweep as fsweep
-    from fnn.config import ConfigError
+    from fnn.training import sweep as fsweep
+    from fnn.training.config import ConfigError
 
     try:
         if scheduler is not None:
-            from fnn import distributed
+            from fnn.training import dask
 
             if jobs is not None:
                 fail(f"--jobs {jobs} and --scheduler {scheduler}: give one (the cluster's workers set the parallelism)")
-            kind, where = distributed.parse_scheduler(scheduler)
-            distributed.require_dask()
+            kind, where = dask.parse_scheduler(scheduler)
+            dask.require_dask()
         configs = fsweep.load_sweep(file)
     except ConfigError as e:
         fail(str(e))
@@ -114,7 +114,7 @@ def sweep(file, jobs, scheduler, out, data_dir):
     with contextlib.ExitStack() as stack:
         if scheduler is not None:  # connect first: an unreachable scheduler is an error before anything is written
             try:
-                scheduler = stack.enter_context(distributed.connect(scheduler))
+                scheduler = stack.enter_context(dask.connect(scheduler))
             except ConfigError as e:
                 fail(str(e))
         click.echo(f"sweep: {len(configs)} configurations, {where_text}, into {out}")

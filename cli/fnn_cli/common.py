@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from fnn.config import ConfigError, parse_arch, suggest_key
+from fnn.training.config import ConfigError, parse_arch, suggest_key
 
 
 class Group(click.Group):

@@ -12,7 +12,7 @@ every combination of the grid's values, on top of ``base``, is one run:
       lr: [0.001, 0.01]
 
 ``run_sweep`` trains each in its own process (``jobs`` at a time), or as a
-task on a Dask cluster (``scheduler=``, see :mod:`fnn.distributed`), into
+task on a Dask cluster (``scheduler=``, see :mod:`fnn.training.dask`), into
 ``out/<name>/`` and writes ``out/results.md``, ``results.csv`` and
 ``results.json`` sorted by validation accuracy, and the comparison figures
 ``val_curves.png`` and ``accuracy_vs_cost.png``. A failing configuration is
@@ -28,7 +28,7 @@ import json
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from fnn.config import ConfigError, FitConfig, parse_arch, read_mapping
+from fnn.training.config import ConfigError, FitConfig, parse_arch, read_mapping
 
 COLUMNS = ["name", "status", "val_accuracy", "test_accuracy", "params", "epochs", "seconds", "optimizer", "lr", "arch", "error"]
 
@@ -91,7 +91,7 @@ def run_one(name, config, out_dir, data_dir=None, threads=1, dataset=None) -> di
 
     ``dataset`` (a loaded :class:`fnn.datasets.Dataset`) skips loading ``config.dataset``.
     """
-    from fnn.fit import fit
+    from fnn.training.fit import fit
 
     if isinstance(config, Exception):
         return failed_row(name, config, config)
@@ -116,7 +116,7 @@ def run_sweep(configs, out, jobs=1, data_dir=None, on_result=None, scheduler=Non
 
     With ``scheduler`` (``"tcp://HOST:PORT"``, ``"local:N"`` or a
     ``distributed.Client``) each configuration is a task on that Dask cluster
-    instead (:func:`fnn.distributed.run_on_cluster`); the run folders are the
+    instead (:func:`fnn.training.dask.run_on_cluster`); the run folders are the
     same. ``on_result(row, done, total)`` is called as each run finishes.
     Returns the rows sorted by validation accuracy (failed runs last) and
     writes ``results.md`` / ``results.csv`` / ``results.json`` and (with
@@ -132,7 +132,7 @@ def run_sweep(configs, out, jobs=1, data_dir=None, on_result=None, scheduler=Non
             on_result(row, len(rows), len(configs))
 
     if scheduler is not None:
-        from fnn.distributed import run_on_cluster
+        from fnn.training.dask import run_on_cluster
 
         run_on_cluster(configs, out, scheduler, data_dir, collect)
     elif jobs <= 1:
@@ -169,7 +169,7 @@ def format_table(rows) -> str:
 
 def write_results(out, rows) -> None:
     """``results.md``, ``results.csv`` and ``results.json`` in ``out``."""
-    from fnn.io import atomic_write
+    from fnn.serialization import atomic_write
 
     out = Path(out)
     md = format_table(rows)
@@ -187,8 +187,9 @@ CURVES_FILE, SCATTER_FILE = "val_curves.png", "accuracy_vs_cost.png"
 
 
 def write_figures(out, rows) -> list[Path]:
-    """The comparison figures of the finished runs (:mod:`fnn.plotting`): validation curves, accuracy vs cost."""
-    from fnn import plotting, runs
+    """The comparison figures of the finished runs (:mod:`fnn.evaluation.plotting`): validation curves, accuracy vs cost."""
+    from fnn.evaluation import plotting
+    from fnn.training import runs
 
     out = Path(out)
     done = [r for r in rows if r["status"] == "done"]
