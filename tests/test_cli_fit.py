@@ -32,6 +32,7 @@ def fit_args(small_npz, out, *extra):
         (["--arch", "784,10", "--dataset", "cifar10", "--data-dir", "{tmp}"], "3072"),
         (["--lr", "0"], "--lr"),
         (["--lr", "-0.1"], "--lr"),
+        (["--lr-floor", "1"], "--lr-floor"),
         (["--batch-size", "0"], "--batch-size"),
         (["--epochs", "0"], "--epochs"),
         (["--optimizer", "adamm"], "adamm"),
