@@ -40,7 +40,7 @@ OPTIONS = [
     ("--optimizer", click.Choice(sorted(optim.OPTIMIZERS)), "[default: adam]"),
     ("--lr", click.FloatRange(0, min_open=True), "Learning rate (> 0). [default: 0.001]"),
     ("--schedule", click.Choice(SCHEDULES), "Learning-rate schedule. [default: cosine]"),
-    ("--lr-floor", click.FloatRange(0, 1, max_open=True), "Fraction of --lr the schedule decays to (cosine's end). [default: 0]"),
+    ("--lr-floor", click.FloatRange(0, 1, max_open=True), "Fraction of --lr the schedule decays to (cosine's end). [default: 0.01]"),
     ("--warmup", click.IntRange(0), "Epochs of linear learning-rate warm-up. [default: 0]"),
     ("--batch-size", click.IntRange(1), "[default: 128]"),
     ("--epochs", click.IntRange(1), "[default: 10]"),

@@ -177,6 +177,24 @@ def test_schedules_and_readable_learning_rate():
         assert optim.learning_rate(state) == pytest.approx(expected)
 
 
+def test_default_schedule_ends_at_its_floor_not_at_zero():
+    """``fnn-cli fit``'s default schedule, stepped through a whole run: the last update's rate is ``lr_floor * lr``."""
+    from fnn.config import FitConfig
+    from fnn.fit import build_optimizer
+
+    cfg = FitConfig()
+    steps_per_epoch = 422  # MNIST's 54,000 training examples at the default batch size
+    opt = build_optimizer(cfg, steps_per_epoch)
+    state, rates = opt.init(P0), []
+    for _ in range(steps_per_epoch * cfg.epochs):
+        _, state = opt.update(G1, state, P0)
+        rates.append(optim.learning_rate(state))
+    assert cfg.schedule == "cosine" and cfg.lr_floor >= 0.01
+    assert rates[0] == pytest.approx(cfg.lr)
+    assert rates[-1] == pytest.approx(cfg.lr_floor * cfg.lr, rel=1e-4)  # floor 0 gave ~1e-10 here
+    assert min(rates) == rates[-1] and all(a >= b for a, b in zip(rates, rates[1:]))
+
+
 def test_cosine_decays_to_the_floor_after_a_warm_up():
     total, warm, peak, floor = 100, 10, 0.01, 0.1
     s = optim.schedule_by_name("cosine", peak, total, warm, floor)
