@@ -334,14 +334,33 @@ def by_name(name, lr, weight_decay=None, clip_norm=None, mask=weights_only):
     return OPTIMIZERS[name](lr, **extras)
 
 
-def schedule_by_name(name, lr, total_steps, warmup_steps=0):
-    """``constant``, ``step`` (x0.1 at each third), ``exponential`` (to 1% at the end) or ``cosine``, with linear warm-up."""
+def schedule_by_name(name, lr, total_steps, warmup_steps=0, floor=0.0):
+    """The schedule ``name`` over ``total_steps`` steps from the peak rate ``lr``, after a linear warm-up.
+
+    ``constant``; ``step`` (x0.1 at each third); ``exponential`` (to 1% at the
+    end); ``cosine`` (to ``floor * lr`` at the end: optax's
+    ``cosine_decay_schedule`` with ``alpha=floor``). ``floor`` is a fraction
+    of the peak in ``[0, 1)``: the cosine ends there, and ``step`` and
+    ``exponential`` never go below it (optax's ``end_value``); ``constant``
+    ignores it. Warm-up steps count towards ``total_steps``.
+
+    >>> s = schedule_by_name("cosine", 0.01, 100, floor=0.1)
+    >>> round(s(0), 6), round(s(50), 6), round(s(99), 6), round(s(100), 6)
+    (0.01, 0.0055, 0.001002, 0.001)
+    """
+    if not 0 <= floor < 1:
+        raise ValueError(f"schedule floor must be a fraction of the peak rate in [0, 1), got {floor!r}")
     total_steps = max(1, int(total_steps))
+    low = lr * floor
+
+    def clipped(schedule):
+        return (lambda step: max(schedule(step), low)) if floor else schedule
+
     schedules = {
         "constant": constant(lr),
-        "step": step_decay(lr, max(1, total_steps // 3), 0.1),
-        "exponential": exponential_decay(lr, 0.01, total_steps),
-        "cosine": cosine_decay(lr, total_steps),
+        "step": clipped(step_decay(lr, max(1, total_steps // 3), 0.1)),
+        "exponential": clipped(exponential_decay(lr, 0.01, total_steps)),
+        "cosine": cosine_decay(lr, total_steps, floor),
     }
     if name not in schedules:
         raise ValueError(f"unknown schedule {name!r}; choose from {', '.join(schedules)}")

@@ -34,6 +34,7 @@ def fit_args(small_npz, out, *extra):
         (["--arch", "784,10", "--dataset", "cifar10", "--data-dir", "{tmp}"], "3072"),
         (["--lr", "0"], "--lr"),
         (["--lr", "-0.1"], "--lr"),
+        (["--lr-floor", "1"], "--lr-floor"),
         (["--batch-size", "0"], "--batch-size"),
         (["--epochs", "0"], "--epochs"),
         (["--optimizer", "adamm"], "adamm"),
@@ -172,6 +173,19 @@ def test_resume_refuses_a_different_config(cli_runner, cli_app, small_npz, tmp_p
     assert r.exit_code == 2 and "nothing" in r.output
 
 
+def test_a_checkpoint_from_before_lr_floor_keeps_its_unfloored_schedule(cli_runner, cli_app, small_npz, tmp_path):
+    out = tmp_path / "r"
+    assert cli_runner.invoke(cli_app, fit_args(small_npz, out, "-q")).exit_code == 0
+    trees, manifest = io.load_arrays(out / "checkpoint.npz")
+    assert manifest["config"].pop("lr_floor") > 0  # today's default; a checkpoint written before the field had none
+    io.save_arrays(out / "checkpoint.npz", trees, manifest)
+    assert load_checkpoint(out / "checkpoint.npz")["config"].lr_floor == 0.0  # what that run trained with
+    r = cli_runner.invoke(cli_app, ["fit", "--resume", str(out), "--epochs", "3"])
+    assert r.exit_code == 2 and "lr_floor 0.0 ->" in r.output  # not silently resumed on a different schedule
+    r = cli_runner.invoke(cli_app, ["fit", "--resume", str(out), "--epochs", "3", "--lr-floor", "0", "-q"])
+    assert r.exit_code == 0, r.output
+
+
 def test_early_stopping_restores_the_best_epoch(cli_runner, cli_app, mnist_raw, tmp_path):
     x, y, xt, yt = mnist_raw
     tiny = tmp_path / "tiny.npz"  # 300 examples and a big net: validation loss turns up within a few epochs
@@ -238,7 +252,7 @@ def test_installed_entry_point_end_to_end(small_npz, tmp_path):
 
 
 @pytest.mark.slow
-def test_default_fit_reaches_97_5_percent_offline(tmp_path):
+def test_default_fit_reaches_97_8_percent_offline(tmp_path):
     """The main job, exactly as the README prints it, with no network."""
     env = {**os.environ, "FNN_DATA_DIR": "", "XDG_CACHE_HOME": str(tmp_path / "cache"), "http_proxy": "http://127.0.0.1:9",
            "https_proxy": "http://127.0.0.1:9"}
@@ -247,5 +261,5 @@ def test_default_fit_reaches_97_5_percent_offline(tmp_path):
     assert out.returncode == 0, out.stderr
     summary = json.loads((tmp_path / "main" / "summary.json").read_text())
     print(out.stdout)
-    assert summary["test_accuracy"] >= 0.975
+    assert summary["test_accuracy"] >= 0.978  # seed 0 of the default recipe: 98.27% (experiments/README.md)
     assert "package copy" in summary["data_source"] or "shared" in summary["data_source"]

@@ -177,6 +177,56 @@ def test_schedules_and_readable_learning_rate():
         assert optim.learning_rate(state) == pytest.approx(expected)
 
 
+def test_default_schedule_ends_at_its_floor_not_at_zero():
+    """``fnn-cli fit``'s default schedule, stepped through a whole run: the last update's rate is ``lr_floor * lr``."""
+    from fnn.config import FitConfig
+    from fnn.fit import build_optimizer
+
+    cfg = FitConfig()
+    steps_per_epoch = 422  # MNIST's 54,000 training examples at the default batch size
+    opt = build_optimizer(cfg, steps_per_epoch)
+    state, rates = opt.init(P0), []
+    for _ in range(steps_per_epoch * cfg.epochs):
+        _, state = opt.update(G1, state, P0)
+        rates.append(optim.learning_rate(state))
+    assert cfg.schedule == "cosine" and cfg.lr_floor >= 0.01
+    assert rates[0] == pytest.approx(cfg.lr)
+    assert rates[-1] == pytest.approx(cfg.lr_floor * cfg.lr, rel=1e-4)  # floor 0 gave ~1e-10 here
+    assert min(rates) == rates[-1] and all(a >= b for a, b in zip(rates, rates[1:]))
+
+
+def test_cosine_decays_to_the_floor_after_a_warm_up():
+    total, warm, peak, floor = 100, 10, 0.01, 0.1
+    s = optim.schedule_by_name("cosine", peak, total, warm, floor)
+    cos = optim.cosine_decay(peak, total, floor)
+    for i in range(warm):  # linear ramp of the (already decaying) cosine
+        assert s(i) == pytest.approx(cos(i) * (i + 1) / warm)
+    assert s(warm) == pytest.approx(cos(warm)) and s(warm) > 0.9 * peak
+    assert s(total - 1) == pytest.approx(floor * peak, rel=1e-2)
+    assert s(total) == pytest.approx(floor * peak) and s(10 * total) == pytest.approx(floor * peak)
+    assert min(s(i) for i in range(warm, 2 * total)) == pytest.approx(floor * peak)
+    assert optim.schedule_by_name("cosine", peak, total, warm)(total) == 0.0  # floor 0: to zero, as before
+
+
+def test_floor_bounds_step_and_exponential_and_leaves_constant_alone():
+    for name, unfloored_end in (("step", 0.01), ("exponential", 0.01)):
+        assert optim.schedule_by_name(name, 1.0, 90)(89) == pytest.approx(unfloored_end, rel=0.06)
+        assert optim.schedule_by_name(name, 1.0, 90, floor=0.05)(89) == pytest.approx(0.05)
+        assert optim.schedule_by_name(name, 1.0, 90, floor=0.05)(0) == 1.0
+        assert optim.schedule_by_name(name, 1.0, 90, floor=0.001)(89) == pytest.approx(unfloored_end, rel=0.06)
+    assert optim.schedule_by_name("constant", 0.5, 90, floor=0.1)(89) == 0.5
+
+
+@pytest.mark.parametrize("floor", [-0.1, 1.0, 2, float("nan")])
+def test_floor_outside_0_1_is_refused(floor):
+    from fnn.config import ConfigError, FitConfig
+
+    with pytest.raises(ValueError, match="floor"):
+        optim.schedule_by_name("cosine", 0.1, 10, floor=floor)
+    with pytest.raises(ConfigError, match="lr_floor must be in \\[0, 1\\)"):
+        FitConfig(lr_floor=floor)
+
+
 def test_weight_decay_mask_excludes_biases_by_default():
     opt = optim.chain(optim.add_decayed_weights(0.1))
     u, _ = opt.update(tree_map(np.zeros_like, P0), opt.init(P0), P0)

@@ -6,7 +6,7 @@ has a default, so ``FitConfig()`` is a sensible MNIST run.
 
 >>> cfg = FitConfig(arch=(784, 64, 10), epochs=2)
 >>> cfg.optimizer, cfg.lr
-('adam', 0.001)
+('adam', 0.003)
 >>> FitConfig.from_dict({"learning_rate": 0.1})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
@@ -115,8 +115,11 @@ class FitConfig:
     init: str | None = attrs.field(default=None)
     dropout: float = attrs.field(default=0.0, validator=_fraction)
     optimizer: str = attrs.field(default="adam", validator=_one_of(tuple(optim.OPTIMIZERS)))
-    lr: float = attrs.field(default=1e-3, validator=_positive(float), converter=lambda v: _to_float(v))
+    lr: float = attrs.field(default=3e-3, validator=_positive(float), converter=lambda v: _to_float(v))
     schedule: str = attrs.field(default="cosine", validator=_one_of(SCHEDULES))
+    #: The fraction of the peak ``lr`` the schedule decays to, in [0, 1): where the cosine ends (optax's ``alpha``),
+    #: the least rate of ``step`` and ``exponential``; ``constant`` ignores it.
+    lr_floor: float = attrs.field(default=0.01, validator=_fraction, converter=lambda v: _to_float(v))
     warmup: int = attrs.field(default=0, validator=_whole(0))
     batch_size: int = attrs.field(default=128, validator=_positive(int))
     epochs: int = attrs.field(default=10, validator=_positive(int))

@@ -127,9 +127,9 @@ def build_model(config: FitConfig):
 
 
 def build_optimizer(config: FitConfig, steps_per_epoch: int):
-    """The optimizer with its schedule, warm-up, clipping and weight decay."""
+    """The optimizer with its schedule (down to ``lr_floor * lr``), warm-up, clipping and weight decay."""
     total = steps_per_epoch * config.epochs
-    schedule = optim.schedule_by_name(config.schedule, config.lr, total, config.warmup * steps_per_epoch)
+    schedule = optim.schedule_by_name(config.schedule, config.lr, total, config.warmup * steps_per_epoch, config.lr_floor)
     return optim.by_name(config.optimizer, schedule, config.weight_decay, config.clip_norm)
 
 
@@ -196,7 +196,7 @@ def load_checkpoint(path) -> dict:
             "params": trees["params"],
             "opt_state": trees.get("opt_state", {}),
             "best_params": trees.get("best_params"),
-            "config": FitConfig.from_dict(manifest["config"]),
+            "config": FitConfig.from_dict({"lr_floor": 0.0, **manifest["config"]}),  # older checkpoints: no floor
             "key": np.asarray(manifest["key"], np.uint32),
             "epoch": manifest["epoch"],
             "cursor": manifest["cursor"],
