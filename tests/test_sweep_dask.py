@@ -21,7 +21,7 @@ from fnn import serialization
 
 from fnn.training import runs, sweep
 from fnn_cli.sweep import SweepProgress
-from fnn.training.dask import local_cluster
+from fnn.training.dask import cluster_runner, local_cluster
 from fnn.tree import tree_equal
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,7 +123,7 @@ def test_a_killed_worker_loses_no_configuration(cluster, small_npz, tmp_path):
 
     with distributed.Client(cluster) as client:
         client.wait_for_workers(2)
-        rows = sweep.run_sweep(configs, tmp_path / "sw", scheduler=client, on_result=kill_a_busy_worker, figures=False)
+        rows = sweep.run_sweep(configs, tmp_path / "sw", runner=cluster_runner(client), on_result=kill_a_busy_worker, figures=False)
         client.wait_for_workers(2, timeout=60)  # the nanny restarts the dead worker for whoever comes next
     assert killed["done_before"] == 1 and killed["name"] in {name for name, _ in configs}
     with pytest.raises(ProcessLookupError):

@@ -120,7 +120,8 @@ def sweep(file, jobs, scheduler, out, data_dir):
         click.echo(f"sweep: {len(configs)} configurations, {where_text}, into {out}")
         progress = SweepProgress(len(configs))
         progress.begin()
-        rows = fsweep.run_sweep(configs, out, jobs or 1, data_dir, progress, scheduler=scheduler)
+        runner = None if scheduler is None else dask.cluster_runner(scheduler)
+        rows = fsweep.run_sweep(configs, out, jobs or 1, data_dir, progress, runner=runner)
     click.echo("\n" + fsweep.format_table(rows))
     figures = [f"{out}/{f}" for f in (fsweep.CURVES_FILE, fsweep.SCATTER_FILE) if (Path(out) / f).is_file()]
     click.echo(f"table: {out}/results.md, {out}/results.csv" + (f"; figures: {', '.join(figures)}" if figures else ""))

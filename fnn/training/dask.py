@@ -207,5 +207,14 @@ def run_on_cluster(configs, out, scheduler, data_dir=None, on_row=None) -> list[
     return rows
 
 
-__all__ = ["parse_scheduler", "require_dask", "connect", "local_cluster", "train_task", "write_run", "run_on_cluster",
+def cluster_runner(scheduler):
+    """A :func:`fnn.training.sweep.run_sweep` runner: every configuration a task on ``scheduler``'s cluster."""
+
+    def run(configs, out, data_dir, collect):
+        run_on_cluster(configs, out, scheduler, data_dir, collect)
+
+    return run
+
+
+__all__ = ["cluster_runner", "parse_scheduler", "require_dask", "connect", "local_cluster", "train_task", "write_run", "run_on_cluster",
            "DaskMissing", "SchedulerError", "INSTALL_HINT"]

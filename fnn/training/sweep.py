@@ -12,7 +12,7 @@ every combination of the grid's values, on top of ``base``, is one run:
       lr: [0.001, 0.01]
 
 ``run_sweep`` trains each in its own process (``jobs`` at a time), or as a
-task on a Dask cluster (``scheduler=``, see :mod:`fnn.training.dask`), into
+task on a Dask cluster (``runner=fnn.training.dask.cluster_runner(...)``), into
 ``out/<name>/`` and writes ``out/results.md``, ``results.csv`` and
 ``results.json`` sorted by validation accuracy, and the comparison figures
 ``val_curves.png`` and ``accuracy_vs_cost.png``. A failing configuration is
@@ -111,15 +111,32 @@ def run_one(name, config, out_dir, data_dir=None, threads=1, dataset=None) -> di
     return row
 
 
-def run_sweep(configs, out, jobs=1, data_dir=None, on_result=None, scheduler=None, figures=True) -> list[dict]:
-    """Run ``configs`` (from :func:`expand`) into ``out/<name>/``, ``jobs`` processes at a time.
+def local_runner(jobs=1):
+    """A :func:`run_sweep` runner training here, ``jobs`` processes at a time (in this process when ``jobs`` is 1)."""
 
-    With ``scheduler`` (``"tcp://HOST:PORT"``, ``"local:N"`` or a
-    ``distributed.Client``) each configuration is a task on that Dask cluster
-    instead (:func:`fnn.training.dask.run_on_cluster`); the run folders are the
-    same. ``on_result(row, done, total)`` is called as each run finishes.
-    Returns the rows sorted by validation accuracy (failed runs last) and
-    writes ``results.md`` / ``results.csv`` / ``results.json`` and (with
+    def run(configs, out, data_dir, collect):
+        if jobs <= 1:
+            for name, config in configs:
+                collect(run_one(name, config, out / name, data_dir))
+            return
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(run_one, name, config, out / name, data_dir) for name, config in configs]
+            for fut in as_completed(futures):
+                collect(fut.result())
+
+    return run
+
+
+def run_sweep(configs, out, jobs=1, data_dir=None, on_result=None, runner=None, figures=True) -> list[dict]:
+    """Run ``configs`` (from :func:`expand`) into ``out/<name>/``; returns the rows sorted by validation accuracy.
+
+    ``runner(configs, out, data_dir, collect)`` trains them and calls
+    ``collect(row)`` as each finishes: :func:`local_runner` with ``jobs``
+    processes by default, or another, such as
+    ``fnn.training.dask.cluster_runner("tcp://HOST:PORT")`` for a Dask
+    cluster (the run folders are the same). ``on_result(row, done, total)``
+    is called as each run finishes. Failed runs sort last. Writes
+    ``results.md`` / ``results.csv`` / ``results.json`` and (with
     ``figures``) the comparison figures in ``out``.
     """
     out = Path(out)
@@ -131,18 +148,7 @@ def run_sweep(configs, out, jobs=1, data_dir=None, on_result=None, scheduler=Non
         if on_result:
             on_result(row, len(rows), len(configs))
 
-    if scheduler is not None:
-        from fnn.training.dask import run_on_cluster
-
-        run_on_cluster(configs, out, scheduler, data_dir, collect)
-    elif jobs <= 1:
-        for name, config in configs:
-            collect(run_one(name, config, out / name, data_dir))
-    else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            futures = [pool.submit(run_one, name, config, out / name, data_dir) for name, config in configs]
-            for fut in as_completed(futures):
-                collect(fut.result())
+    (runner or local_runner(jobs))(configs, out, data_dir, collect)
     rows = sort_rows(rows)
     write_results(out, rows)
     if figures:
