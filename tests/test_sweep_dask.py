@@ -19,6 +19,7 @@ import pytest
 
 from fnn import serialization
 
+from fnn.evaluation import compare
 from fnn.training import runs, sweep
 from fnn_cli.sweep import SweepProgress
 from fnn.training.dask import cluster_runner, local_cluster
@@ -65,7 +66,7 @@ def test_local_cluster_sweep_is_bit_identical_to_a_sequential_local_sweep(cli_ru
         assert (mine / runs.CONFIG).read_bytes() == (theirs / runs.CONFIG).read_bytes()
         assert [untimed(m) for m in runs.read_metrics(mine)] == [untimed(m) for m in runs.read_metrics(theirs)]
         assert untimed(runs.read_summary(mine)) == untimed(runs.read_summary(theirs))
-    for name in ("results.md", sweep.CURVES_FILE, sweep.SCATTER_FILE):
+    for name in ("results.md", compare.CURVES_FILE, compare.SCATTER_FILE):
         assert (tmp_path / "dask" / name).stat().st_size > 0 and (tmp_path / "seq" / name).is_file()
     # progress, piped: one plain line per finished run and one best-so-far line, no carriage returns
     assert "\r" not in r.output and "\x1b" not in r.output

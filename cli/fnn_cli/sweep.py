@@ -94,6 +94,7 @@ def sweep(file, jobs, scheduler, out, data_dir):
       fnn-cli sweep experiments/optimizers.yaml --scheduler local:2
       fnn-cli sweep experiments/optimizers.yaml --scheduler tcp://10.0.0.5:8786
     """
+    from fnn.evaluation import compare
     from fnn.training import sweep as fsweep
     from fnn.training.config import ConfigError
 
@@ -123,5 +124,5 @@ def sweep(file, jobs, scheduler, out, data_dir):
         runner = None if scheduler is None else dask.cluster_runner(scheduler)
         rows = fsweep.run_sweep(configs, out, jobs or 1, data_dir, progress, runner=runner)
     click.echo("\n" + fsweep.format_table(rows))
-    figures = [f"{out}/{f}" for f in (fsweep.CURVES_FILE, fsweep.SCATTER_FILE) if (Path(out) / f).is_file()]
+    figures = [f"{out}/{f}" for f in (compare.CURVES_FILE, compare.SCATTER_FILE) if (Path(out) / f).is_file()]
     click.echo(f"table: {out}/results.md, {out}/results.csv" + (f"; figures: {', '.join(figures)}" if figures else ""))

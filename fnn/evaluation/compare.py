@@ -69,13 +69,27 @@ def markdown(rows) -> str:
     return "\n".join(table(head, body, align="rlrrrrrlr")) + "\n"
 
 
-def to_csv(rows) -> str:
-    """The comparison table as CSV, full precision, one column per :data:`COLUMNS` entry."""
+def to_csv(rows, columns=COLUMNS) -> str:
+    """The rows as CSV, full precision, one column per ``columns`` entry."""
     buf = _io.StringIO()
-    w = csv.DictWriter(buf, COLUMNS, extrasaction="ignore", lineterminator="\n")
+    w = csv.DictWriter(buf, columns, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
     return buf.getvalue()
+
+
+def write_text(path, text) -> None:
+    serialization.atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def write_figures(out, histories, points, what="") -> list[Path]:
+    """``val_curves.png`` (validation curve of each run in ``histories``) and ``accuracy_vs_cost.png`` (``points``:
+    ``name``, ``test_accuracy``, ``params``, ``train_seconds``) in ``out``; ``what`` prefixes the titles."""
+    from fnn.evaluation import plotting
+
+    prefix = f"{what}: " if what else ""
+    return [plotting.compare_curves(histories, Path(out) / CURVES_FILE, title=f"{prefix}Validation curves"),
+            plotting.compare_scatter(points, Path(out) / SCATTER_FILE, title=f"{prefix}Test accuracy against size and time")]
 
 
 def compare_runs(run_dirs, out_dir, pictures=True) -> dict:
@@ -94,13 +108,10 @@ def compare_runs(run_dirs, out_dir, pictures=True) -> dict:
     out = Path(out_dir)  # made only once every input has been read
     out.mkdir(parents=True, exist_ok=True)
     files = {"table": out / TABLE_FILE, "csv": out / CSV_FILE}
-    for path, text in ((files["table"], markdown(rows)), (files["csv"], to_csv(rows))):
-        serialization.atomic_write(path, lambda f, t=text: f.write(t.encode("utf-8")))
+    write_text(files["table"], markdown(rows))
+    write_text(files["csv"], to_csv(rows))
     if pictures:
-        from fnn.evaluation import plotting
-
-        files["curves"] = plotting.compare_curves(histories, out / CURVES_FILE)
-        files["scatter"] = plotting.compare_scatter(rows, out / SCATTER_FILE)
+        files["curves"], files["scatter"] = write_figures(out, histories, rows)
     return {"rows": rows, "files": {k: str(v) for k, v in files.items()}}
 
 

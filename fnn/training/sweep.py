@@ -21,8 +21,6 @@ recorded with its error; the others go on.
 
 from __future__ import annotations
 
-import csv
-import io as _io
 import itertools
 import json
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -163,38 +161,28 @@ def sort_rows(rows):
 
 def format_table(rows) -> str:
     """A Markdown table of the rows."""
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for r in rows:
-        cells = []
-        for c in COLUMNS:
-            v = r.get(c, "")
-            cells.append(f"{v:.4f}" if isinstance(v, float) and c.endswith("accuracy") else str(v if v is not None else ""))
-        lines.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
-    return "\n".join(lines) + "\n"
+    from fnn.evaluation.markdown import table
+
+    def cell(column, v):
+        text = f"{v:.4f}" if isinstance(v, float) and column.endswith("accuracy") else str(v if v is not None else "")
+        return text.replace("|", "/")
+
+    return "\n".join(table(COLUMNS, [[cell(c, r.get(c, "")) for c in COLUMNS] for r in rows], align="l" * len(COLUMNS))) + "\n"
 
 
 def write_results(out, rows) -> None:
     """``results.md``, ``results.csv`` and ``results.json`` in ``out``."""
-    from fnn.serialization import atomic_write
+    from fnn.evaluation.compare import to_csv, write_text
 
     out = Path(out)
-    md = format_table(rows)
-    buf = _io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write(out / "results.md", lambda f: f.write(md.encode()))
-    atomic_write(out / "results.csv", lambda f: f.write(buf.getvalue().encode()))
-    text = json.dumps(rows, indent=1)
-    atomic_write(out / "results.json", lambda f: f.write(text.encode()))
-
-
-CURVES_FILE, SCATTER_FILE = "val_curves.png", "accuracy_vs_cost.png"
+    write_text(out / "results.md", format_table(rows))
+    write_text(out / "results.csv", to_csv(rows, COLUMNS))
+    write_text(out / "results.json", json.dumps(rows, indent=1))
 
 
 def write_figures(out, rows) -> list[Path]:
-    """The comparison figures of the finished runs (:mod:`fnn.evaluation.plotting`): validation curves, accuracy vs cost."""
-    from fnn.evaluation import plotting
+    """The comparison figures of the finished runs: validation curves, accuracy against cost."""
+    from fnn.evaluation import compare
     from fnn.training import runs
 
     out = Path(out)
@@ -204,8 +192,7 @@ def write_figures(out, rows) -> list[Path]:
     histories = {r["name"]: runs.read_metrics(out / r["name"]) for r in done}
     points = [{"name": r["name"], "test_accuracy": r["test_accuracy"], "params": r["params"], "train_seconds": r["seconds"]}
               for r in done]
-    return [plotting.compare_curves(histories, out / CURVES_FILE, title="Sweep: validation curves"),
-            plotting.compare_scatter(points, out / SCATTER_FILE, title="Sweep: test accuracy against size and time")]
+    return compare.write_figures(out, histories, points, "Sweep")
 
 
 __all__ = ["expand", "load_sweep", "run_one", "run_sweep", "failed_row", "format_table", "sort_rows", "write_figures"]
