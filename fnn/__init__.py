@@ -28,7 +28,7 @@ __all__ = [
     "batching",
     "gradcheck",
     "initializers",
-    "io",
+    "serialization",
     "layers",
     "losses",
     "optim",

@@ -176,9 +176,9 @@ def test_resume_refuses_a_different_config(cli_runner, cli_app, small_npz, tmp_p
 def test_a_checkpoint_from_before_lr_floor_keeps_its_unfloored_schedule(cli_runner, cli_app, small_npz, tmp_path):
     out = tmp_path / "r"
     assert cli_runner.invoke(cli_app, fit_args(small_npz, out, "-q")).exit_code == 0
-    trees, manifest = io.load_arrays(out / "checkpoint.npz")
+    trees, manifest = serialization.load_arrays(out / "checkpoint.npz")
     assert manifest["config"].pop("lr_floor") > 0  # today's default; a checkpoint written before the field had none
-    io.save_arrays(out / "checkpoint.npz", trees, manifest)
+    serialization.save_arrays(out / "checkpoint.npz", trees, manifest)
     assert load_checkpoint(out / "checkpoint.npz")["config"].lr_floor == 0.0  # what that run trained with
     r = cli_runner.invoke(cli_app, ["fit", "--resume", str(out), "--epochs", "3"])
     assert r.exit_code == 2 and "lr_floor 0.0 ->" in r.output  # not silently resumed on a different schedule
