@@ -3,7 +3,7 @@
     python3 experiments/recipes.py --jobs 2 --out runs/recipes --results experiments/results/recipes
 
 Every candidate is ``FitConfig`` (784-128-64-10, Adam, 10 epochs, ``val_split``
-0.1) with a few fields changed; each seed is one run of :func:`fnn.sweep.run_sweep`
+0.1) with a few fields changed; each seed is one run of :func:`fnn.training.sweep.run_sweep`
 (one BLAS thread per process, ``--jobs`` processes at once) into ``--out``.
 ``--results`` gets ``recipes.json`` (every run: val and test accuracy, wall
 and CPU seconds from ``metrics.jsonl``) and ``recipes.md`` (per recipe: the
@@ -20,10 +20,10 @@ import statistics
 import sys
 from pathlib import Path
 
-from fnn import runs
-from fnn.config import FitConfig
-from fnn.io import atomic_write
-from fnn.sweep import run_sweep
+from fnn.training import runs
+from fnn.training.config import FitConfig
+from fnn.serialization import atomic_write
+from fnn.training.sweep import run_sweep
 
 BASE = {"arch": "784,128,64,10", "optimizer": "adam", "epochs": 10, "val_split": 0.1, "warmup": 0, "batch_size": 128}
 

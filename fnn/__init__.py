@@ -11,13 +11,15 @@ gradient is written by hand and checked against finite differences.
 (784, 128)
 
 Importing ``fnn`` loads only NumPy and attrs; plotting, YAML, the CLI
-(``fnn.cli``) and the web pad (``fnn.web``) load when used.
+(``fnn_cli``) and the web pad (``fnn_web``) load when used.
 """
 
 __version__ = "0.1.0"
 
-from fnn import batching, gradcheck, initializers, io, layers, losses, optim, random, train, tree, workspace  # noqa: E402
-from fnn.io import load_model, save_model  # noqa: E402
+from fnn import batching, gradcheck, initializers, layers, losses, optim, random, train, tree, workspace  # noqa: E402
+
+from fnn import serialization
+from fnn.serialization import load_model, save_model  # noqa: E402
 from fnn.layers import Dense, Dropout, Flatten, LeakyRelu, Relu, Sigmoid, Softmax, Tanh, mlp, serial  # noqa: E402
 from fnn.train import make_inplace_train_step, make_train_step, predict, predict_proba, value_and_grad  # noqa: E402
 from fnn.workspace import Workspace  # noqa: E402
@@ -26,7 +28,7 @@ __all__ = [
     "batching",
     "gradcheck",
     "initializers",
-    "io",
+    "serialization",
     "layers",
     "losses",
     "optim",

@@ -59,10 +59,12 @@ binary_cross_entropy = loss("binary_cross_entropy", _bce_logits)
 
 
 def one_hot(labels, classes: int, dtype=np.float32):
-    """``(batch,)`` integer labels -> ``(batch, classes)`` one-hot rows."""
-    labels = np.asarray(labels)
+    """Integer labels ``(n,)`` -> ``(n, classes)`` rows with a single 1; labels outside ``0..classes-1`` are refused."""
+    labels = np.asarray(labels).ravel()
+    if labels.size and (labels.min() < 0 or labels.max() >= classes):
+        raise ValueError(f"labels must lie in 0..{classes - 1}, found {labels.min()}..{labels.max()}")
     out = np.zeros((labels.size, classes), dtype)
-    out[np.arange(labels.size), labels.ravel()] = 1
+    out[np.arange(labels.size), labels] = 1
     return out
 
 

@@ -4,7 +4,7 @@
 - :func:`make_inplace_train_step`: the same step writing into a workspace it
   owns (:mod:`fnn.workspace`), so a loop makes its buffers once; given back
   its own last results, it updates them in place. The training loop of
-  :mod:`fnn.fit` uses it.
+  :mod:`fnn.training.fit` uses it.
 
 Both run the same layer, loss and optimizer code, so they give the same bits.
 

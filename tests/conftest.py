@@ -47,6 +47,6 @@ def cli_runner():
 
 @pytest.fixture
 def cli_app():
-    from fnn.cli.main import cli
+    from fnn_cli.main import cli
 
     return cli

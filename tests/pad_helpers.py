@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 CANVAS = 280
-SERVE = [sys.executable, "-c", "import sys; from fnn.cli.main import cli; sys.exit(cli())", "serve"]
+SERVE = [sys.executable, "-c", "import sys; from fnn_cli.main import cli; sys.exit(cli())", "serve"]
 
 
 def png(array, mode=None) -> bytes:

@@ -5,14 +5,16 @@ import json
 import numpy as np
 import pytest
 
-from fnn import io, sweep
+from fnn import serialization
+
+from fnn.training import sweep
 
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory, small_npz):
     from click.testing import CliRunner
 
-    from fnn.cli.main import cli
+    from fnn_cli.main import cli
 
     out = tmp_path_factory.mktemp("runs") / "small-run"
     r = CliRunner().invoke(cli, ["fit", "--dataset", str(small_npz), "--arch", "784,64,10", "--epochs", "3", "--out", str(out), "-q"])
@@ -46,8 +48,8 @@ def test_group_help_version_and_an_example_in_every_commands_help(cli_runner, cl
 def test_threads_option_pins_blas_threads(small_npz, tmp_path):
     from threadpoolctl import threadpool_info
 
-    from fnn.config import FitConfig
-    from fnn.fit import fit
+    from fnn.training.config import FitConfig
+    from fnn.training.fit import fit
 
     seen = []
 
@@ -78,7 +80,7 @@ def test_predict_npy_and_images(cli_runner, cli_app, trained_run, mnist_raw, tmp
     rows = json.loads(r.output)
     assert len(rows) == 22 and all(len(row["top"]) == 2 for row in rows[:21])
     predicted = np.array([row["top"][0]["label"] for row in rows[:20]])
-    loaded = io.load_model(trained_run / "model.npz")
+    loaded = serialization.load_model(trained_run / "model.npz")
     expected = loaded.model.apply(loaded.params, x_test[:20].reshape(20, -1).astype(np.float32) / 255).argmax(1)
     np.testing.assert_array_equal(predicted, expected)
     assert rows[20]["top"][0]["label"] == y_test[0]
@@ -143,8 +145,8 @@ def test_sweep_grid_parallel_with_a_failing_config(cli_runner, cli_app, small_np
     assert "val_accuracy" in (tmp_path / "sw" / "results.csv").read_text().splitlines()[0]
     # a parallel sweep trains exactly what sequential fits do
     seq = sweep.run_sweep([c for c in sweep.load_sweep(spec) if c[0] == "784-16-10_adam"], tmp_path / "seq", jobs=1)
-    a = io.load_model(tmp_path / "sw" / "784-16-10_adam" / "model.npz").params
-    b = io.load_model(tmp_path / "seq" / "784-16-10_adam" / "model.npz").params
+    a = serialization.load_model(tmp_path / "sw" / "784-16-10_adam" / "model.npz").params
+    b = serialization.load_model(tmp_path / "seq" / "784-16-10_adam" / "model.npz").params
     from fnn.tree import tree_equal
 
     assert seq[0]["status"] == "done" and tree_equal(a, b)

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from fnn import datasets
-from fnn.cli.main import cli
+from fnn_cli.main import cli
 
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]  # the official t10k class counts
 COURSE = ["784,64,10", "784,128,64,10", "784,256,128,64,10"]  # simple, medium, deep

@@ -10,11 +10,13 @@ import time
 import numpy as np
 import pytest
 
-from fnn import io, runs
-from fnn.fit import load_checkpoint
+from fnn import serialization
+
+from fnn.training import runs
+from fnn.training.fit import load_checkpoint
 from fnn.tree import tree_equal
 
-FNN_CLI = [sys.executable, "-c", "from fnn.cli.main import cli; cli()"]
+FNN_CLI = [sys.executable, "-c", "from fnn_cli.main import cli; cli()"]
 
 
 def fit_args(small_npz, out, *extra):
@@ -65,7 +67,7 @@ def test_same_seed_gives_bit_identical_weights(cli_runner, cli_app, small_npz, t
         seed = "1" if name == "c" else "0"
         r = cli_runner.invoke(cli_app, fit_args(small_npz, tmp_path / name, "--seed", seed, "--dropout", "0.2", "--quiet"))
         assert r.exit_code == 0, r.output
-    a, b, c = (io.load_model(tmp_path / n / "model.npz").params for n in "abc")
+    a, b, c = (serialization.load_model(tmp_path / n / "model.npz").params for n in "abc")
     assert tree_equal(a, b)
     assert not tree_equal(a, c)
 
@@ -88,7 +90,7 @@ def test_run_folder_contents(cli_runner, cli_app, small_npz, tmp_path):
     # the resolved config repeats the run exactly
     r2 = cli_runner.invoke(cli_app, ["fit", "--config", str(run / "config.yaml"), "--out", str(tmp_path / "again"), "-q"])
     assert r2.exit_code == 0, r2.output
-    assert tree_equal(io.load_model(run / "model.npz").params, io.load_model(tmp_path / "again" / "model.npz").params)
+    assert tree_equal(serialization.load_model(run / "model.npz").params, serialization.load_model(tmp_path / "again" / "model.npz").params)
 
 
 def test_config_file_and_option_override(cli_runner, cli_app, small_npz, tmp_path):
@@ -126,7 +128,7 @@ def test_sigkill_between_and_mid_epoch_then_resume_is_bit_identical(cli_runner, 
     ref = tmp_path / "ref"
     r = cli_runner.invoke(cli_app, _slow_args(small_npz, ref) + ["-q"])
     assert r.exit_code == 0, r.output
-    expected = io.load_model(ref / "model.npz").params
+    expected = serialization.load_model(ref / "model.npz").params
     for mode in ("between", "mid"):
         out = tmp_path / mode
         proc = _start(_slow_args(small_npz, out))
@@ -140,7 +142,7 @@ def test_sigkill_between_and_mid_epoch_then_resume_is_bit_identical(cli_runner, 
         assert not (out / "model.npz").exists()
         r = cli_runner.invoke(cli_app, ["fit", "--resume", str(out), "-q"])
         assert r.exit_code == 0, r.output
-        assert tree_equal(io.load_model(out / "model.npz").params, expected), mode
+        assert tree_equal(serialization.load_model(out / "model.npz").params, expected), mode
         assert [m["epoch"] for m in runs.read_metrics(out)] == [1, 2, 3, 4]
 
 
@@ -159,7 +161,7 @@ def test_ctrl_c_writes_checkpoint_prints_resume_and_exits_130(cli_runner, cli_ap
     assert ckpt["cursor"] > 0 or ckpt["epoch"] > 1
     r = cli_runner.invoke(cli_app, ["fit", "--resume", str(out), "-q"])
     assert r.exit_code == 0, r.output
-    assert tree_equal(io.load_model(out / "model.npz").params, io.load_model(ref / "model.npz").params)
+    assert tree_equal(serialization.load_model(out / "model.npz").params, serialization.load_model(ref / "model.npz").params)
 
 
 def test_resume_refuses_a_different_config(cli_runner, cli_app, small_npz, tmp_path):
@@ -174,9 +176,9 @@ def test_resume_refuses_a_different_config(cli_runner, cli_app, small_npz, tmp_p
 def test_a_checkpoint_from_before_lr_floor_keeps_its_unfloored_schedule(cli_runner, cli_app, small_npz, tmp_path):
     out = tmp_path / "r"
     assert cli_runner.invoke(cli_app, fit_args(small_npz, out, "-q")).exit_code == 0
-    trees, manifest = io.load_arrays(out / "checkpoint.npz")
+    trees, manifest = serialization.load_arrays(out / "checkpoint.npz")
     assert manifest["config"].pop("lr_floor") > 0  # today's default; a checkpoint written before the field had none
-    io.save_arrays(out / "checkpoint.npz", trees, manifest)
+    serialization.save_arrays(out / "checkpoint.npz", trees, manifest)
     assert load_checkpoint(out / "checkpoint.npz")["config"].lr_floor == 0.0  # what that run trained with
     r = cli_runner.invoke(cli_app, ["fit", "--resume", str(out), "--epochs", "3"])
     assert r.exit_code == 2 and "lr_floor 0.0 ->" in r.output  # not silently resumed on a different schedule
@@ -199,13 +201,13 @@ def test_early_stopping_restores_the_best_epoch(cli_runner, cli_app, mnist_raw, 
     assert summary["best_epoch"] == best
     assert f"restored the best epoch, {best}" in r.output
     # the saved model is the best epoch's: its validation loss is the one recorded for that epoch
-    from fnn.config import FitConfig
-    from fnn.fit import prepare_data
+    from fnn.training.config import FitConfig
+    from fnn.training.fit import prepare_data
     from fnn.train import evaluate
 
     cfg = FitConfig.from_dict(__import__("yaml").safe_load((out / "config.yaml").read_text()))
     data = prepare_data(cfg)
-    loaded = io.load_model(out / "model.npz")
+    loaded = serialization.load_model(out / "model.npz")
     val = evaluate(loaded.model, loaded.params, data["transform"](data["x_val"]), data["y_val"])
     assert val["loss"] == pytest.approx(metrics[best - 1]["val_loss"], rel=1e-6)
     assert val["loss"] < metrics[-1]["val_loss"]
@@ -231,9 +233,9 @@ def test_piped_output_is_clean_lines(small_npz, tmp_path):
 
 
 def test_terminal_progress_bar_shows_live_loss(small_npz, tmp_path, capsys):
-    from fnn.cli.fit import Progress
-    from fnn.config import FitConfig
-    from fnn.fit import fit
+    from fnn_cli.fit import Progress
+    from fnn.training.config import FitConfig
+    from fnn.training.fit import fit
 
     progress = Progress(tty=True)
     fit(FitConfig(dataset=str(small_npz), arch=(784, 8, 10), epochs=1), tmp_path / "t", callbacks=[progress])

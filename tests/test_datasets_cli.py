@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from dataset_files import IDX_NAMES, MNIST_DIR, Mirror, mnist_gz
 
-from fnn.cli.data import data
+from fnn_cli.data import data
 from fnn.datasets import sources
 
 MNIST_MD5S = [  # official, of the uncompressed files
@@ -31,7 +31,7 @@ def run(*args):
 
 
 def test_cli_group_is_attached_to_fnn_cli():
-    from fnn.cli.main import cli
+    from fnn_cli.main import cli
 
     assert cli.get_command(None, "data") is data
 

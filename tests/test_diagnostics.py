@@ -1,4 +1,4 @@
-"""fnn.diagnostics: per-layer statistics, warnings on constructed cases, saliency, and the fit/CLI/report path."""
+"""fnn.training.diagnostics: per-layer statistics, warnings on constructed cases, saliency, and the fit/CLI/report path."""
 
 import json
 import subprocess
@@ -10,10 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 import fnn
-from fnn import batching, datasets, diagnostics, gradcheck, losses, random, runs
-from fnn.cli.main import cli
-from fnn.config import FitConfig
-from fnn.fit import fit
+from fnn import batching, datasets, gradcheck, losses, random
+from fnn.training import diagnostics, runs
+from fnn_cli.main import cli
+from fnn.training.config import FitConfig
+from fnn.training.fit import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,10 +13,14 @@ import numpy as np
 import pytest
 from dataset_files import closed_port_url
 
-from fnn import datasets, inference, runs
-from fnn.config import ConfigError, FitConfig, load_config
+from fnn import datasets
+
+from fnn.serving import inference
+
+from fnn.training import runs
+from fnn.training.config import ConfigError, FitConfig, load_config
 from fnn.datasets import sources
-from fnn.fit import fit
+from fnn.training.fit import fit
 
 
 def one_line(result, code, *needles):
@@ -37,7 +41,7 @@ def run_with_space(tmp_path_factory, small_npz):
     """A 1-epoch run trained through the CLI into a folder whose name needs shell quoting."""
     from click.testing import CliRunner
 
-    from fnn.cli.main import cli
+    from fnn_cli.main import cli
 
     out = tmp_path_factory.mktemp("runs") / "my run"
     r = CliRunner().invoke(cli, ["fit", "--dataset", str(small_npz), "--arch", "784,16,10", "--epochs", "1", "--out", str(out)])
@@ -59,7 +63,7 @@ def test_fit_ends_with_the_next_commands_for_its_own_run_folder(run_with_space):
 
 
 def test_next_commands_offer_the_pad_only_for_28x28_models():
-    from fnn.cli.fit import next_commands
+    from fnn_cli.fit import next_commands
 
     assert next_commands("runs/a b", {"arch": [784, 10]}) == ["fnn-cli evaluate 'runs/a b'", "fnn-cli serve --models 'runs/a b'"]
     assert next_commands("runs/c", {"arch": [3072, 10]}) == ["fnn-cli evaluate runs/c"]
@@ -159,7 +163,7 @@ class CtrlC:
 
 
 def test_runs_list_shows_finished_killed_diverged_interrupted_and_damaged_runs(cli_runner, cli_app, small_npz, tmp_path):
-    from fnn.fit import Interrupted, TrainingDiverged
+    from fnn.training.fit import Interrupted, TrainingDiverged
 
     root = tmp_path / "runs"
     fit(tiny(small_npz), root / "a-finished")
@@ -292,7 +296,7 @@ def screen(text) -> list:
 
 
 def test_on_a_terminal_each_epochs_bar_is_replaced_by_its_summary(small_npz, tmp_path):
-    from fnn.cli.fit import Progress
+    from fnn_cli.fit import Progress
 
     out = io.StringIO()
     progress = Progress(tty=True, file=out)
@@ -309,7 +313,7 @@ def test_on_a_terminal_each_epochs_bar_is_replaced_by_its_summary(small_npz, tmp
 
 
 def test_piped_progress_has_no_control_characters(small_npz, tmp_path):
-    from fnn.cli.fit import Progress
+    from fnn_cli.fit import Progress
 
     out = io.StringIO()
     fit(tiny(small_npz), tmp_path / "p", callbacks=[Progress(tty=False, file=out)])
@@ -341,7 +345,7 @@ def test_predict_says_blank_for_empty_and_near_blank_npy_rows(cli_runner, cli_ap
 
 def test_no_real_digit_counts_as_blank_and_non_image_models_only_refuse_zeros(mnist_raw, tmp_path):
     import fnn
-    from fnn.io import load_model, save_model
+    from fnn.serialization import load_model, save_model
 
     _, _, x_test, _ = mnist_raw
     x = x_test.reshape(len(x_test), -1).astype(np.float32) / 255
@@ -358,7 +362,7 @@ def test_no_real_digit_counts_as_blank_and_non_image_models_only_refuse_zeros(mn
 
 
 def test_fit_help_lists_arch_and_dataset_first_and_flags_last(cli_runner, cli_app):
-    from fnn.cli.fit import fit as fit_command
+    from fnn_cli.fit import fit as fit_command
 
     text = cli_runner.invoke(cli_app, ["fit", "--help"]).output
     listed = [line.split()[0].rstrip(",") for line in text.splitlines() if line.startswith("  -")]
@@ -385,7 +389,7 @@ def _integer_options(group, prefix=()):
 
 
 def test_every_integer_option_refuses_a_float_by_name(cli_runner, cli_app):
-    from fnn.cli.common import WholeNumber
+    from fnn_cli.common import WholeNumber
 
     found = list(_integer_options(cli_app))
     names = {opt for _, opt, _ in found}

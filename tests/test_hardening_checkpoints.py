@@ -21,11 +21,13 @@ import zipfile
 import numpy as np
 import pytest
 
-from fnn import io, runs
-from fnn.fit import load_checkpoint
+from fnn import serialization
+
+from fnn.training import runs
+from fnn.training.fit import load_checkpoint
 from fnn.tree import tree_equal
 
-FNN_CLI = [sys.executable, "-c", "from fnn.cli.main import cli; cli()"]
+FNN_CLI = [sys.executable, "-c", "from fnn_cli.main import cli; cli()"]
 KILLS = 20
 EPOCHS = 60
 
@@ -62,7 +64,7 @@ def test_20_sigkills_at_random_moments_then_resume_is_bit_identical(cli_runner, 
     ref = tmp_path / "ref"
     r = cli_runner.invoke(cli_app, fit_args(small_npz, ref))
     assert r.exit_code == 0, r.output
-    expected = io.load_model(ref / runs.MODEL).params
+    expected = serialization.load_model(ref / runs.MODEL).params
 
     run = tmp_path / "killed"
     ckpt = run / runs.CHECKPOINT
@@ -96,7 +98,7 @@ def test_20_sigkills_at_random_moments_then_resume_is_bit_identical(cli_runner, 
     r = subprocess.run(FNN_CLI + ["fit", "--resume", str(run), "-q"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     print("\nkills (phase, resumed, checkpoint epoch after the kill):", kills)
-    assert tree_equal(io.load_model(run / runs.MODEL).params, expected)
+    assert tree_equal(serialization.load_model(run / runs.MODEL).params, expected)
     assert [m["epoch"] for m in runs.read_metrics(run)] == list(range(1, EPOCHS + 1))
     assert json.loads((run / runs.SUMMARY).read_text())["test_accuracy"] == json.loads((ref / runs.SUMMARY).read_text())["test_accuracy"]
     assert temporaries(run) == []  # what kills mid-write left was cleared by the next start
@@ -132,7 +134,7 @@ def test_a_save_that_fails_halfway_keeps_the_previous_checkpoint_and_no_temporar
     r = cli_runner.invoke(cli_app, ["fit", "--resume", str(run), "-q"])  # the next good saves
     assert r.exit_code == 0, r.output
     assert temporaries(run) == []
-    assert tree_equal(io.load_model(run / runs.MODEL).params, io.load_model(ref / runs.MODEL).params)
+    assert tree_equal(serialization.load_model(run / runs.MODEL).params, serialization.load_model(ref / runs.MODEL).params)
 
 
 def test_temporaries_left_by_a_kill_are_removed_by_the_next_start(cli_runner, cli_app, small_npz, tmp_path):

@@ -25,9 +25,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fnn import io as fio
-from fnn import runs
-from fnn.web import create_app
+from fnn import serialization as fio
+from fnn.training import runs
+from fnn_web import create_app
 from mnist_model import pad_models  # noqa: F401  (session fixture)
 from pad_helpers import serve_process
 from test_cli_commands import trained_run as run  # noqa: F401  (module fixture: a small finished run)

@@ -32,9 +32,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import fnn
-from fnn import io as fio
+from fnn import serialization as fio
 from fnn import layers, random
-from fnn.fit import load_checkpoint
+from fnn.training.fit import load_checkpoint
 
 PEAK_LIMIT = 8 << 20  # bytes: far below anything an attacker could make the loader allocate
 
@@ -105,9 +105,9 @@ def _model_bytes():
 
 def _checkpoint_bytes():
     """The checkpoint of a real one-epoch run on a tiny dataset."""
-    from fnn.config import FitConfig
+    from fnn.training.config import FitConfig
     from fnn.datasets.base import Dataset
-    from fnn.fit import fit
+    from fnn.training.fit import fit
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (60, 4, 4), dtype=np.uint8)

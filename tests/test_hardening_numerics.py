@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 
 import fnn
-from fnn import io, runs
-from fnn.config import FitConfig
-from fnn.fit import TrainingDiverged, blame_layer, fit, load_checkpoint
+from fnn import serialization
+from fnn.training import runs
+from fnn.training.config import FitConfig
+from fnn.training.fit import TrainingDiverged, blame_layer, fit, load_checkpoint
 
-FNN_CLI = [sys.executable, "-c", "from fnn.cli.main import cli; cli()"]
+FNN_CLI = [sys.executable, "-c", "from fnn_cli.main import cli; cli()"]
 MESSAGE = re.compile(r"loss became NaN/Inf at epoch (\d+), step (\d+); first non-finite output: layer (\d+) \((\w+)\)")
 
 
@@ -122,7 +123,7 @@ def test_an_epoch_of_default_training_raises_no_floating_point_error(tmp_path):
     """The README's main job (784-128-64-10, Adam, cosine, MNIST) for one epoch, with overflow and invalid as errors."""
     with np.errstate(over="raise", invalid="raise", divide="raise"):
         summary = fit(FitConfig(epochs=1), tmp_path / "default")
-        loaded = io.load_model(tmp_path / "default" / runs.MODEL)
+        loaded = serialization.load_model(tmp_path / "default" / runs.MODEL)
         probs = fnn.predict_proba(loaded.model, loaded.params, np.zeros((3, 784), np.float32))
     assert summary["test_accuracy"] > 0.9 and np.isfinite(probs).all()
     assert json.loads((tmp_path / "default" / runs.SUMMARY).read_text())["epochs"] == 1

@@ -17,7 +17,7 @@ def test_library_imports_only_numpy_attrs_and_the_standard_library(module):
 
 
 def test_library_never_imports_the_apps():
-    """fnn/ never imports fnn.cli or fnn.web; web never imports cli; nothing imports bare cli/web."""
+    """fnn/ never imports fnn_cli or fnn_web; web never imports cli; nothing imports bare cli/web."""
     import re
     from pathlib import Path
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import fnn
-from fnn import io as fio
+from fnn import serialization as fio
 from fnn import layers, random
 from fnn.tree import tree_equal
 

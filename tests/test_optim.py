@@ -179,8 +179,8 @@ def test_schedules_and_readable_learning_rate():
 
 def test_default_schedule_ends_at_its_floor_not_at_zero():
     """``fnn-cli fit``'s default schedule, stepped through a whole run: the last update's rate is ``lr_floor * lr``."""
-    from fnn.config import FitConfig
-    from fnn.fit import build_optimizer
+    from fnn.training.config import FitConfig
+    from fnn.training.fit import build_optimizer
 
     cfg = FitConfig()
     steps_per_epoch = 422  # MNIST's 54,000 training examples at the default batch size
@@ -219,7 +219,7 @@ def test_floor_bounds_step_and_exponential_and_leaves_constant_alone():
 
 @pytest.mark.parametrize("floor", [-0.1, 1.0, 2, float("nan")])
 def test_floor_outside_0_1_is_refused(floor):
-    from fnn.config import ConfigError, FitConfig
+    from fnn.training.config import ConfigError, FitConfig
 
     with pytest.raises(ValueError, match="floor"):
         optim.schedule_by_name("cosine", 0.1, 10, floor=floor)

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fnn import metrics, plotting
+from fnn import metrics
+
+from fnn.evaluation import plotting
 
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
@@ -125,8 +127,8 @@ def test_blank_check_catches_a_blank_picture(tmp_path):
 
 def test_plotting_loads_matplotlib_only_when_drawing(tmp_path):
     code = (
-        "import sys, fnn.plotting, fnn.metrics; assert 'matplotlib' not in sys.modules; "
-        f"fnn.plotting.confused_pairs([[3, 1], [0, 2]], None, {str(tmp_path / 'p.png')!r}); "
+        "import sys, fnn.evaluation.plotting, fnn.metrics; assert 'matplotlib' not in sys.modules; "
+        f"fnn.evaluation.plotting.confused_pairs([[3, 1], [0, 2]], None, {str(tmp_path / 'p.png')!r}); "
         "assert 'matplotlib' in sys.modules and 'matplotlib.pyplot' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

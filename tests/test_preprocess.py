@@ -1,4 +1,4 @@
-"""fnn.preprocess: safe decoding, alpha, polarity, crop, 20 px box, centre of mass, blank detection."""
+"""fnn.serving.images: safe decoding, alpha, polarity, crop, 20 px box, centre of mass, blank detection."""
 
 import io
 import struct
@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fnn import datasets, preprocess
-from fnn.preprocess import ImageError, image_to_mnist
+from fnn import datasets
+
+from fnn.serving import images
+from fnn.serving.images import ImageError, image_to_mnist
 from pad_helpers import png
 
 
@@ -158,12 +160,12 @@ def test_a_speck_is_near_blank_but_a_small_digit_is_not():
 
 
 def test_blank_reason_on_network_inputs():
-    assert preprocess.blank_reason(np.zeros(784, np.float32)) == "nothing drawn"
+    assert images.blank_reason(np.zeros(784, np.float32)) == "nothing drawn"
     one = np.zeros(784, np.float32)
     one[400] = 1
-    assert preprocess.blank_reason(one) == "too little ink to read"
+    assert images.blank_reason(one) == "too little ink to read"
     digit = datasets.load("mnist").x_test[0].reshape(-1) / np.float32(255)
-    assert preprocess.blank_reason(digit) is None
+    assert images.blank_reason(digit) is None
 
 
 # ---------------------------------------------------------------- hostile and broken input
@@ -181,13 +183,13 @@ def test_huge_jpeg_is_refused_from_its_frame_header():
     data = bytearray(jpeg(np.zeros((16, 16))))
     i = data.index(b"\xff\xc0")
     data[i + 5 : i + 9] = struct.pack(">HH", 30000, 30000)
-    assert preprocess.header_size(bytes(data)) == ("JPEG", 30000, 30000)
+    assert images.header_size(bytes(data)) == ("JPEG", 30000, 30000)
     with pytest.raises(ImageError, match="30000x30000"):
         image_to_mnist(bytes(data))
 
 
 def test_size_limit_is_1024_each_side():
-    assert preprocess.header_size(png(np.zeros((1024, 3)))) == ("PNG", 3, 1024)
+    assert images.header_size(png(np.zeros((1024, 3)))) == ("PNG", 3, 1024)
     image_to_mnist(png(np.zeros((1024, 1024))))
     with pytest.raises(ImageError, match="1025x1"):
         image_to_mnist(png(np.zeros((1, 1025))))
@@ -237,12 +239,12 @@ def test_arrays_work_like_images():
 def test_load_image_file(tmp_path):
     path = tmp_path / "seven.png"
     path.write_bytes(png(stroke_canvas(0, alpha=False)))
-    x, info = preprocess.load_image_file(path)
+    x, info = images.load_image_file(path)
     assert x.shape == (784,) and not info["blank"]
     with pytest.raises(ImageError, match="no such file"):
-        preprocess.load_image_file(tmp_path / "missing.png")
+        images.load_image_file(tmp_path / "missing.png")
     (tmp_path / "text.png").write_text("hello")
     with pytest.raises(ImageError, match="text.png: not a PNG or JPEG"):
-        preprocess.load_image_file(tmp_path / "text.png")
+        images.load_image_file(tmp_path / "text.png")
     with pytest.raises(ImageError, match="folder"):
-        preprocess.load_image_file(tmp_path)
+        images.load_image_file(tmp_path)

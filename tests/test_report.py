@@ -1,4 +1,4 @@
-"""fnn.report / fnn.report_md / fnn.compare: numbers, files, insights, speed and errors."""
+"""fnn.evaluation.report / fnn.evaluation.markdown / fnn.evaluation.compare: numbers, files, insights, speed and errors."""
 
 import csv
 import json
@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 import fnn
-from fnn import compare, datasets, random, report, report_md
-from fnn.report import EvaluationError
+from fnn import datasets, random
+from fnn.evaluation import compare, report, markdown
+from fnn.evaluation.report import EvaluationError
 
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]  # the official t10k class counts
 PREP = {"scale": 1 / 255, "mean": None, "std": None}
@@ -71,11 +72,11 @@ def test_insights_name_hardest_class_and_top_pair():
     logits = np.eye(3, dtype=np.float32)[pred] * 4
     r = report.analyze(y, logits, ["cat", "dog", "bird"])
     r.update(seconds=0.01, about={"split": "test", "summary_test_accuracy": r["accuracy"]})
-    text = "\n".join(report_md.insights(r))
+    text = "\n".join(markdown.insights(r))
     assert "Hardest classes: **bird** (40.0% recall; taken for cat (6))" in text
     assert "bird → cat (6, 60.0% of bird)" in text
     assert "reproduces it exactly" in text
-    md = report_md.render(r, {"confusion_matrix": "confusion_matrix.png"})
+    md = markdown.render(r, {"confusion_matrix": "confusion_matrix.png"})
     assert "| bird | 6 | 0 | 4 |" in md and "![Confusion matrix](confusion_matrix.png)" in md
 
 

@@ -17,9 +17,12 @@ import dask
 import distributed
 import pytest
 
-from fnn import io, runs, sweep
-from fnn.cli.sweep import SweepProgress
-from fnn.distributed import local_cluster
+from fnn import serialization
+
+from fnn.evaluation import compare
+from fnn.training import runs, sweep
+from fnn_cli.sweep import SweepProgress
+from fnn.training.dask import cluster_runner, local_cluster
 from fnn.tree import tree_equal
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,12 +61,12 @@ def test_local_cluster_sweep_is_bit_identical_to_a_sequential_local_sweep(cli_ru
     assert [untimed(row) for row in rows] == [untimed(row) for row in local]
     for row in rows:
         mine, theirs = tmp_path / "dask" / row["name"], tmp_path / "seq" / row["name"]
-        assert tree_equal(io.load_model(mine / runs.MODEL).params, io.load_model(theirs / runs.MODEL).params), row["name"]
+        assert tree_equal(serialization.load_model(mine / runs.MODEL).params, serialization.load_model(theirs / runs.MODEL).params), row["name"]
         assert sorted(p.name for p in mine.iterdir()) == sorted(p.name for p in theirs.iterdir())
         assert (mine / runs.CONFIG).read_bytes() == (theirs / runs.CONFIG).read_bytes()
         assert [untimed(m) for m in runs.read_metrics(mine)] == [untimed(m) for m in runs.read_metrics(theirs)]
         assert untimed(runs.read_summary(mine)) == untimed(runs.read_summary(theirs))
-    for name in ("results.md", sweep.CURVES_FILE, sweep.SCATTER_FILE):
+    for name in ("results.md", compare.CURVES_FILE, compare.SCATTER_FILE):
         assert (tmp_path / "dask" / name).stat().st_size > 0 and (tmp_path / "seq" / name).is_file()
     # progress, piped: one plain line per finished run and one best-so-far line, no carriage returns
     assert "\r" not in r.output and "\x1b" not in r.output
@@ -92,7 +95,7 @@ def test_a_failing_configuration_is_reported_and_the_others_finish(cli_runner, c
 def test_local_cluster_listens_on_loopback_and_keeps_malloc_adaptive(cluster):
     addresses = [cluster.scheduler_address, *cluster.scheduler_info["workers"]]
     assert len(addresses) == 3 and all(a.startswith("tcp://127.0.0.1:") for a in addresses)
-    with distributed.Client(cluster) as client:  # Dask's MALLOC_TRIM_THRESHOLD_ halves training speed (fnn.distributed)
+    with distributed.Client(cluster) as client:  # Dask's MALLOC_TRIM_THRESHOLD_ halves training speed (fnn.training.dask)
         assert set(client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values()) == {None}
 
 
@@ -121,7 +124,7 @@ def test_a_killed_worker_loses_no_configuration(cluster, small_npz, tmp_path):
 
     with distributed.Client(cluster) as client:
         client.wait_for_workers(2)
-        rows = sweep.run_sweep(configs, tmp_path / "sw", scheduler=client, on_result=kill_a_busy_worker, figures=False)
+        rows = sweep.run_sweep(configs, tmp_path / "sw", runner=cluster_runner(client), on_result=kill_a_busy_worker, figures=False)
         client.wait_for_workers(2, timeout=60)  # the nanny restarts the dead worker for whoever comes next
     assert killed["done_before"] == 1 and killed["name"] in {name for name, _ in configs}
     with pytest.raises(ProcessLookupError):
@@ -130,8 +133,8 @@ def test_a_killed_worker_loses_no_configuration(cluster, small_npz, tmp_path):
     # the task that died with its worker ran again elsewhere, to the same weights as a local run
     config = dict(configs)[killed["name"]]
     assert sweep.run_one(killed["name"], config, tmp_path / "again")["status"] == "done"
-    assert tree_equal(io.load_model(tmp_path / "sw" / killed["name"] / runs.MODEL).params,
-                      io.load_model(tmp_path / "again" / runs.MODEL).params)
+    assert tree_equal(serialization.load_model(tmp_path / "sw" / killed["name"] / runs.MODEL).params,
+                      serialization.load_model(tmp_path / "again" / runs.MODEL).params)
 
 
 @pytest.mark.parametrize("scheduler", ["local:2", "tcp://127.0.0.1:8786"])
@@ -152,13 +155,13 @@ def test_without_dask_in_a_fresh_interpreter(small_npz, tmp_path):
              "        if name.partition('.')[0] in ('dask', 'distributed'):\n"
              "            raise ModuleNotFoundError(f'No module named {name!r}')\n"
              "sys.meta_path.insert(0, NoDask())\n")
-    code = block + f"from fnn.cli.main import cli\ncli(['sweep', {str(spec)!r}, '--scheduler', 'local:2'])\n"
+    code = block + f"from fnn_cli.main import cli\ncli(['sweep', {str(spec)!r}, '--scheduler', 'local:2'])\n"
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert p.returncode == 2, p.stderr
     assert p.stderr.strip().splitlines() == ["Error: --scheduler needs Dask, which is not installed: pip install 'fnn[distributed]'"]
     assert not (tmp_path / "runs").exists()
     # the library and the CLI import Dask only when a sweep uses it
-    check = "import sys, fnn, fnn.sweep, fnn.distributed, fnn.cli.main; print(sorted({m.split('.')[0] for m in sys.modules} & {'dask', 'distributed'}))"
+    check = "import sys, fnn, fnn.training.sweep, fnn.training.dask, fnn_cli.main; print(sorted({m.split('.')[0] for m in sys.modules} & {'dask', 'distributed'}))"
     assert subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True).stdout.strip() == "[]"
 
 

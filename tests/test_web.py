@@ -9,9 +9,9 @@ from click.testing import CliRunner
 
 import fnn
 from fnn import datasets
-from fnn.cli.main import cli
-from fnn.web import create_app
-from fnn.web.models import ModelLoadError
+from fnn_cli.main import cli
+from fnn_web import create_app
+from fnn_web.models import ModelLoadError
 from mnist_model import pad_models  # noqa: F401  (session fixture)
 from pad_helpers import data_url, get_json, png, post_json, render_drawing, serve_process
 
@@ -150,7 +150,7 @@ def test_models_load_once_and_standardization_is_applied(tmp_path, pad_models): 
 
 
 def test_models_from_the_environment_for_flask_run(monkeypatch, pad_models):  # noqa: F811
-    """`flask --app fnn.web run` calls create_app() with no config: FNN_* variables set it."""
+    """`flask --app fnn_web run` calls create_app() with no config: FNN_* variables set it."""
     monkeypatch.setenv("FNN_MODELS", json.dumps([str(pad_models["small"]), str(pad_models["mnist"])]))
     assert create_app().test_client().get("/api/models").json["default"] == "small"
     monkeypatch.setenv("FNN_MODELS", str(pad_models["mnist"]))

@@ -15,7 +15,7 @@ from PIL import Image
 
 import fnn
 from fnn import datasets
-from fnn.web import create_app
+from fnn_web import create_app
 from mnist_model import pad_models  # noqa: F401  (session fixture)
 from pad_helpers import data_url, render_drawing
 

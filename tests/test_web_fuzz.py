@@ -168,7 +168,7 @@ def test_a_png_declaring_20000x20000_is_refused_fast_without_decoding(pad_models
 def test_huge_png_never_reaches_the_decoder(monkeypatch):
     from PIL import Image
 
-    from fnn import preprocess
+    from fnn.serving import images
 
     def no_decoding(*args, **kwargs):
         raise AssertionError("Image.open was called")
@@ -176,8 +176,8 @@ def test_huge_png_never_reaches_the_decoder(monkeypatch):
     monkeypatch.setattr(Image, "open", no_decoding)
     for w, h in ((20000, 20000), (1025, 10), (10, (1 << 31) - 1)):
         try:
-            preprocess.image_to_mnist(png_header(w, h, zlib.compress(b"\0" * 100)))
-        except preprocess.ImageError as e:
+            images.image_to_mnist(png_header(w, h, zlib.compress(b"\0" * 100)))
+        except images.ImageError as e:
             assert f"{w}x{h}" in str(e)
         else:
             raise AssertionError("not refused")

@@ -18,9 +18,11 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from fnn import datasets, diagnostics, runs
-from fnn.config import FitConfig
-from fnn.fit import fit
+from fnn import datasets
+
+from fnn.training import diagnostics, runs
+from fnn.training.config import FitConfig
+from fnn.training.fit import fit
 
 
 def measure(arch, epochs, repeats, dataset):

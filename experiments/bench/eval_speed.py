@@ -3,8 +3,8 @@
     python experiments/bench/eval_speed.py [RUN_OR_MODEL] [--repeat N]
 
 Without a run, a freshly initialized 784-128-64-10 network stands in (a trained
-one costs the same). Pictures are not drawn: this times ``fnn.report.evaluate``
-without an output folder, i.e. ``fnn.report.analyze`` plus the forward pass.
+one costs the same). Pictures are not drawn: this times ``fnn.evaluation.report.evaluate``
+without an output folder, i.e. ``fnn.evaluation.report.analyze`` plus the forward pass.
 """
 
 import argparse
@@ -12,7 +12,9 @@ import statistics
 import time
 
 import fnn
-from fnn import datasets, random, report, runs
+from fnn import datasets, random
+from fnn.evaluation import report
+from fnn.training import runs
 
 
 def main():

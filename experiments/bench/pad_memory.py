@@ -24,7 +24,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serve_bench import payloads, start_server  # noqa: E402
 
-from fnn import datasets, runs  # noqa: E402
+from fnn import datasets  # noqa: E402
+
+from fnn.training import runs
 
 TARGET_PERCENT = 10.0
 

@@ -30,7 +30,9 @@ import urllib.request
 import numpy as np
 from PIL import Image
 
-from fnn import datasets, runs
+from fnn import datasets
+
+from fnn.training import runs
 
 TARGETS = {"startup_s": 3.0, "per_second": 300.0, "p99_ms": 50.0, "errors": 0}
 
@@ -54,7 +56,7 @@ def payloads(n=64, seed=0) -> list[bytes]:
 def start_server(models, threads):
     """``(process, port, seconds until /healthz answered)``."""
     exe = shutil.which("fnn-cli")
-    cmd = [exe] if exe else [sys.executable, "-c", "import sys; from fnn.cli.main import cli; sys.exit(cli())"]
+    cmd = [exe] if exe else [sys.executable, "-c", "import sys; from fnn_cli.main import cli; sys.exit(cli())"]
     cmd += ["serve", "--port", "0", "--threads", str(threads)] + [a for m in models for a in ("--models", m)]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)

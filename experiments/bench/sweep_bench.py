@@ -18,8 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from fnn import datasets, io, sweep
-from fnn.distributed import local_cluster
+from fnn import datasets
+
+from fnn import serialization
+
+from fnn.training import sweep
+from fnn.training.dask import cluster_runner, local_cluster
 from fnn.tree import tree_equal
 
 GRID = {"arch": ["784,64,10", "784,128,10"], "optimizer": ["sgd", "adam"], "lr": [0.001, 0.01]}
@@ -57,10 +61,10 @@ def main():
         cluster, start_s = timed(lambda: local_cluster(args.workers))
         with cluster, distributed.Client(cluster) as client:
             client.wait_for_workers(args.workers)
-            dask_rows, dask_s = timed(lambda: sweep.run_sweep(runs, Path(tmp) / "dask", scheduler=client, figures=False))
+            dask_rows, dask_s = timed(lambda: sweep.run_sweep(runs, Path(tmp) / "dask", runner=cluster_runner(client), figures=False))
         same = all(
-            tree_equal(io.load_model(Path(tmp) / "local" / name / "model.npz").params,
-                       io.load_model(Path(tmp) / "dask" / name / "model.npz").params)
+            tree_equal(serialization.load_model(Path(tmp) / "local" / name / "model.npz").params,
+                       serialization.load_model(Path(tmp) / "dask" / name / "model.npz").params)
             for name, _ in runs
         )
         done = sum(r["status"] == "done" for r in local_rows), sum(r["status"] == "done" for r in dask_rows)

@@ -26,7 +26,8 @@ from fnn.datasets.loader import check_files, fetch, get_spec, load, locate
 from fnn.datasets.registry import REGISTRY, FileSpec, Spec
 from fnn.datasets.sources import not_found
 from fnn.datasets.splits import train_val_split
-from fnn.datasets.transforms import flatten, make_transform, one_hot, rgb_to_gray, scale, standardize_stats
+from fnn.datasets.transforms import flatten, make_transform, rgb_to_gray, scale, standardize_stats
+from fnn.losses import one_hot
 
 NAMES = tuple(REGISTRY)
 

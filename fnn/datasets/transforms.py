@@ -1,4 +1,4 @@
-"""Preprocessing applied per batch: scale to [0, 1], grayscale, flatten, standardize; one-hot labels.
+"""Preprocessing applied per batch: scale to [0, 1], grayscale, flatten, standardize.
 
 Data stays uint8 in memory; :func:`make_transform` builds the function that
 turns one drawn batch into float32, ``transform(x, ws=FRESH)`` (pass it to
@@ -87,13 +87,3 @@ def standardize_stats(x, flatten: bool = True, grayscale: bool = False, chunk: i
     std = np.sqrt(m2 / n)
     std[std < MIN_STD] = 1.0
     return mean.astype(np.float32), std.astype(np.float32)
-
-
-def one_hot(y, num_classes: int, dtype=np.float32) -> np.ndarray:
-    """Integer labels ``(n,)`` -> ``(n, num_classes)`` rows with a single 1."""
-    y = np.asarray(y)
-    if y.size and (y.min() < 0 or y.max() >= num_classes):
-        raise ValueError(f"labels must lie in 0..{num_classes - 1}, found {y.min()}..{y.max()}")
-    out = np.zeros((len(y), num_classes), dtype)
-    out[np.arange(len(y)), y] = 1
-    return out

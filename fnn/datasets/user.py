@@ -18,7 +18,7 @@ import numpy as np
 from fnn.datasets.base import Dataset, DatasetError, check_features, check_pair, class_names
 from fnn.datasets.idx import parse_idx
 from fnn.datasets.integrity import MAX_CONTENT, read_content
-from fnn.io import npy_header
+from fnn.serialization import npy_header
 
 _IDX_NAME = re.compile(r"(train|t10k|test)[-_.]?(images|labels)", re.IGNORECASE)
 

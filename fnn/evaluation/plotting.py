@@ -58,7 +58,7 @@ def _figure(width, height, path, layout="constrained"):
         yield fig
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        from fnn.io import atomic_write
+        from fnn.serialization import atomic_write
 
         atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=DPI, facecolor="white"))  # never half a PNG
 
@@ -427,7 +427,7 @@ def compare_scatter(rows, path, title="Test accuracy against size and time"):
 
 
 # ---------------------------------------------------------------- training diagnostics
-# ``rows``: the per-epoch dicts of ``diagnostics.jsonl`` (see :mod:`fnn.diagnostics`).
+# ``rows``: the per-epoch dicts of ``diagnostics.jsonl`` (see :mod:`fnn.training.diagnostics`).
 
 
 def _layer_series(rows, key):
@@ -538,8 +538,8 @@ def dead_units(rows, path, title="Dead and saturated units per layer"):
 def overfitting_curves(history, path, title="Training and validation loss"):
     """Loss and accuracy per epoch, train against validation. Once validation loss has risen 3
     epochs in a row while training loss fell, the epoch of lowest validation loss before that is
-    marked as where overfitting began (:func:`fnn.diagnostics.overfitting_epoch`)."""
-    from fnn.diagnostics import OVERFIT_EPOCHS, overfitting_epoch
+    marked as where overfitting began (:func:`fnn.training.diagnostics.overfitting_epoch`)."""
+    from fnn.training.diagnostics import OVERFIT_EPOCHS, overfitting_epoch
 
     start = overfitting_epoch(history)
     with _figure(11, 4.2, path) as fig:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from fnn.cli.common import WholeNumber, fail
+from fnn_cli.common import WholeNumber, fail
 
 BEST_SHOWN = 3
 
@@ -94,17 +94,18 @@ def sweep(file, jobs, scheduler, out, data_dir):
       fnn-cli sweep experiments/optimizers.yaml --scheduler local:2
       fnn-cli sweep experiments/optimizers.yaml --scheduler tcp://10.0.0.5:8786
     """
-    from fnn import sweep as fsweep
-    from fnn.config import ConfigError
+    from fnn.evaluation import compare
+    from fnn.training import sweep as fsweep
+    from fnn.training.config import ConfigError
 
     try:
         if scheduler is not None:
-            from fnn import distributed
+            from fnn.training import dask
 
             if jobs is not None:
                 fail(f"--jobs {jobs} and --scheduler {scheduler}: give one (the cluster's workers set the parallelism)")
-            kind, where = distributed.parse_scheduler(scheduler)
-            distributed.require_dask()
+            kind, where = dask.parse_scheduler(scheduler)
+            dask.require_dask()
         configs = fsweep.load_sweep(file)
     except ConfigError as e:
         fail(str(e))
@@ -114,13 +115,14 @@ def sweep(file, jobs, scheduler, out, data_dir):
     with contextlib.ExitStack() as stack:
         if scheduler is not None:  # connect first: an unreachable scheduler is an error before anything is written
             try:
-                scheduler = stack.enter_context(distributed.connect(scheduler))
+                scheduler = stack.enter_context(dask.connect(scheduler))
             except ConfigError as e:
                 fail(str(e))
         click.echo(f"sweep: {len(configs)} configurations, {where_text}, into {out}")
         progress = SweepProgress(len(configs))
         progress.begin()
-        rows = fsweep.run_sweep(configs, out, jobs or 1, data_dir, progress, scheduler=scheduler)
+        runner = None if scheduler is None else dask.cluster_runner(scheduler)
+        rows = fsweep.run_sweep(configs, out, jobs or 1, data_dir, progress, runner=runner)
     click.echo("\n" + fsweep.format_table(rows))
-    figures = [f"{out}/{f}" for f in (fsweep.CURVES_FILE, fsweep.SCATTER_FILE) if (Path(out) / f).is_file()]
+    figures = [f"{out}/{f}" for f in (compare.CURVES_FILE, compare.SCATTER_FILE) if (Path(out) / f).is_file()]
     click.echo(f"table: {out}/results.md, {out}/results.csv" + (f"; figures: {', '.join(figures)}" if figures else ""))

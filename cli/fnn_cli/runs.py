@@ -4,8 +4,8 @@ import json
 
 import click
 
-from fnn import runs as fruns
-from fnn.cli.common import Group, fail
+from fnn.training import runs as fruns
+from fnn_cli.common import Group, fail
 
 
 @click.group(cls=Group)

@@ -1,13 +1,13 @@
 """The Markdown evaluation report: tables, embedded pictures and plain-language insights.
 
-:func:`write` takes the dict of :func:`fnn.report.analyze` (plus ``about`` and
+:func:`write` takes the dict of :func:`fnn.evaluation.report.analyze` (plus ``about`` and
 ``seconds``) and the picture file names, and writes ``report.md``;
 :func:`insights` is the bullet list on its own.
 """
 
 from __future__ import annotations
 
-from fnn import io
+from fnn import serialization
 
 PICTURES = [  # (key, heading, one-line reading guide)
     ("training_curves", "Training curves", "Loss and accuracy per epoch, training against validation, with the learning rate."),
@@ -149,7 +149,7 @@ def diagnostics_section(diag) -> list[str]:
 def write(path, result, pictures: dict, title="Evaluation") -> None:
     """Write :func:`render`'s Markdown to ``path`` atomically."""
     text = render(result, pictures, title)
-    io.atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    serialization.atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 __all__ = ["PICTURES", "insights", "render", "write", "table", "pct", "diagnostics_section"]

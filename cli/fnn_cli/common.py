@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from fnn.config import ConfigError, parse_arch, suggest_key
+from fnn.training.config import ConfigError, parse_arch, suggest_key
 
 
 class Group(click.Group):
@@ -128,11 +128,3 @@ class ArchType(click.ParamType):
 def fail(message: str):
     """Abort the command with a one-line user error (exit 2)."""
     raise UserError(message)
-
-
-def config_errors(fn):
-    """Run ``fn`` turning library input errors into one-line exit-2 errors."""
-    try:
-        return fn()
-    except ConfigError as e:
-        fail(str(e))

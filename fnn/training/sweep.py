@@ -12,7 +12,7 @@ every combination of the grid's values, on top of ``base``, is one run:
       lr: [0.001, 0.01]
 
 ``run_sweep`` trains each in its own process (``jobs`` at a time), or as a
-task on a Dask cluster (``scheduler=``, see :mod:`fnn.distributed`), into
+task on a Dask cluster (``runner=fnn.training.dask.cluster_runner(...)``), into
 ``out/<name>/`` and writes ``out/results.md``, ``results.csv`` and
 ``results.json`` sorted by validation accuracy, and the comparison figures
 ``val_curves.png`` and ``accuracy_vs_cost.png``. A failing configuration is
@@ -21,14 +21,12 @@ recorded with its error; the others go on.
 
 from __future__ import annotations
 
-import csv
-import io as _io
 import itertools
 import json
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from fnn.config import ConfigError, FitConfig, parse_arch, read_mapping
+from fnn.training.config import ConfigError, FitConfig, parse_arch, read_mapping
 
 COLUMNS = ["name", "status", "val_accuracy", "test_accuracy", "params", "epochs", "seconds", "optimizer", "lr", "arch", "error"]
 
@@ -91,7 +89,7 @@ def run_one(name, config, out_dir, data_dir=None, threads=1, dataset=None) -> di
 
     ``dataset`` (a loaded :class:`fnn.datasets.Dataset`) skips loading ``config.dataset``.
     """
-    from fnn.fit import fit
+    from fnn.training.fit import fit
 
     if isinstance(config, Exception):
         return failed_row(name, config, config)
@@ -111,15 +109,32 @@ def run_one(name, config, out_dir, data_dir=None, threads=1, dataset=None) -> di
     return row
 
 
-def run_sweep(configs, out, jobs=1, data_dir=None, on_result=None, scheduler=None, figures=True) -> list[dict]:
-    """Run ``configs`` (from :func:`expand`) into ``out/<name>/``, ``jobs`` processes at a time.
+def local_runner(jobs=1):
+    """A :func:`run_sweep` runner training here, ``jobs`` processes at a time (in this process when ``jobs`` is 1)."""
 
-    With ``scheduler`` (``"tcp://HOST:PORT"``, ``"local:N"`` or a
-    ``distributed.Client``) each configuration is a task on that Dask cluster
-    instead (:func:`fnn.distributed.run_on_cluster`); the run folders are the
-    same. ``on_result(row, done, total)`` is called as each run finishes.
-    Returns the rows sorted by validation accuracy (failed runs last) and
-    writes ``results.md`` / ``results.csv`` / ``results.json`` and (with
+    def run(configs, out, data_dir, collect):
+        if jobs <= 1:
+            for name, config in configs:
+                collect(run_one(name, config, out / name, data_dir))
+            return
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(run_one, name, config, out / name, data_dir) for name, config in configs]
+            for fut in as_completed(futures):
+                collect(fut.result())
+
+    return run
+
+
+def run_sweep(configs, out, jobs=1, data_dir=None, on_result=None, runner=None, figures=True) -> list[dict]:
+    """Run ``configs`` (from :func:`expand`) into ``out/<name>/``; returns the rows sorted by validation accuracy.
+
+    ``runner(configs, out, data_dir, collect)`` trains them and calls
+    ``collect(row)`` as each finishes: :func:`local_runner` with ``jobs``
+    processes by default, or another, such as
+    ``fnn.training.dask.cluster_runner("tcp://HOST:PORT")`` for a Dask
+    cluster (the run folders are the same). ``on_result(row, done, total)``
+    is called as each run finishes. Failed runs sort last. Writes
+    ``results.md`` / ``results.csv`` / ``results.json`` and (with
     ``figures``) the comparison figures in ``out``.
     """
     out = Path(out)
@@ -131,18 +146,7 @@ def run_sweep(configs, out, jobs=1, data_dir=None, on_result=None, scheduler=Non
         if on_result:
             on_result(row, len(rows), len(configs))
 
-    if scheduler is not None:
-        from fnn.distributed import run_on_cluster
-
-        run_on_cluster(configs, out, scheduler, data_dir, collect)
-    elif jobs <= 1:
-        for name, config in configs:
-            collect(run_one(name, config, out / name, data_dir))
-    else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            futures = [pool.submit(run_one, name, config, out / name, data_dir) for name, config in configs]
-            for fut in as_completed(futures):
-                collect(fut.result())
+    (runner or local_runner(jobs))(configs, out, data_dir, collect)
     rows = sort_rows(rows)
     write_results(out, rows)
     if figures:
@@ -157,38 +161,29 @@ def sort_rows(rows):
 
 def format_table(rows) -> str:
     """A Markdown table of the rows."""
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for r in rows:
-        cells = []
-        for c in COLUMNS:
-            v = r.get(c, "")
-            cells.append(f"{v:.4f}" if isinstance(v, float) and c.endswith("accuracy") else str(v if v is not None else ""))
-        lines.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
-    return "\n".join(lines) + "\n"
+    from fnn.evaluation.markdown import table
+
+    def cell(column, v):
+        text = f"{v:.4f}" if isinstance(v, float) and column.endswith("accuracy") else str(v if v is not None else "")
+        return text.replace("|", "/")
+
+    return "\n".join(table(COLUMNS, [[cell(c, r.get(c, "")) for c in COLUMNS] for r in rows], align="l" * len(COLUMNS))) + "\n"
 
 
 def write_results(out, rows) -> None:
     """``results.md``, ``results.csv`` and ``results.json`` in ``out``."""
-    from fnn.io import atomic_write
+    from fnn.evaluation.compare import to_csv, write_text
 
     out = Path(out)
-    md = format_table(rows)
-    buf = _io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write(out / "results.md", lambda f: f.write(md.encode()))
-    atomic_write(out / "results.csv", lambda f: f.write(buf.getvalue().encode()))
-    text = json.dumps(rows, indent=1)
-    atomic_write(out / "results.json", lambda f: f.write(text.encode()))
-
-
-CURVES_FILE, SCATTER_FILE = "val_curves.png", "accuracy_vs_cost.png"
+    write_text(out / "results.md", format_table(rows))
+    write_text(out / "results.csv", to_csv(rows, COLUMNS))
+    write_text(out / "results.json", json.dumps(rows, indent=1))
 
 
 def write_figures(out, rows) -> list[Path]:
-    """The comparison figures of the finished runs (:mod:`fnn.plotting`): validation curves, accuracy vs cost."""
-    from fnn import plotting, runs
+    """The comparison figures of the finished runs: validation curves, accuracy against cost."""
+    from fnn.evaluation import compare
+    from fnn.training import runs
 
     out = Path(out)
     done = [r for r in rows if r["status"] == "done"]
@@ -197,8 +192,7 @@ def write_figures(out, rows) -> list[Path]:
     histories = {r["name"]: runs.read_metrics(out / r["name"]) for r in done}
     points = [{"name": r["name"], "test_accuracy": r["test_accuracy"], "params": r["params"], "train_seconds": r["seconds"]}
               for r in done]
-    return [plotting.compare_curves(histories, out / CURVES_FILE, title="Sweep: validation curves"),
-            plotting.compare_scatter(points, out / SCATTER_FILE, title="Sweep: test accuracy against size and time")]
+    return compare.write_figures(out, histories, points, "Sweep")
 
 
 __all__ = ["expand", "load_sweep", "run_one", "run_sweep", "failed_row", "format_table", "sort_rows", "write_figures"]

@@ -9,9 +9,11 @@ import warnings
 
 import click
 
-from fnn import optim, runs
-from fnn.cli.common import ArchType, WholeNumber, fail
-from fnn.config import SCHEDULES, ConfigError, FitConfig, load_config
+from fnn import optim
+
+from fnn.training import runs
+from fnn_cli.common import ArchType, WholeNumber, fail
+from fnn.training.config import SCHEDULES, ConfigError, FitConfig, load_config
 from fnn.layers import ACTIVATIONS
 
 DATASETS = ("mnist", "fashion-mnist", "cifar10")
@@ -195,8 +197,8 @@ def fit(config_file, out, resume, threads, data_dir, quiet, **options):
       fnn-cli fit --resume runs/mnist-784-128-64-10-20261130-120000
     """
     from fnn import datasets
-    from fnn.fit import Interrupted, TrainingDiverged, fit as run_fit
-    from fnn.io import ModelFileError
+    from fnn.training.fit import Interrupted, TrainingDiverged, fit as run_fit
+    from fnn.serialization import ModelFileError
 
     if resume:
         if out and out != resume:

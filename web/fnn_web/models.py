@@ -13,8 +13,8 @@ from typing import NamedTuple
 import numpy as np
 
 import fnn
-from fnn import runs
-from fnn.io import ModelFileError, standardization
+from fnn.training import runs
+from fnn.serialization import ModelFileError, standardization
 
 INPUT_SHAPE = (-1, 784)
 
@@ -59,7 +59,7 @@ def load_one(path, taken=()) -> ServedModel:
     """Load one run folder or model file; :class:`ModelLoadError` names the problem."""
     try:
         file = runs.model_path(path)
-        model, params, input_shape, meta = fnn.io.load_model(file)
+        model, params, input_shape, meta = fnn.serialization.load_model(file)
     except (runs.RunError, ModelFileError) as e:
         raise ModelLoadError(str(e)) from None
     if tuple(input_shape) != INPUT_SHAPE:

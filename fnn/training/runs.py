@@ -4,11 +4,11 @@ A run folder (``runs/<dataset>-<arch>-<timestamp>/`` by default) holds:
 
 - ``config.yaml``: the fully resolved configuration;
 - ``metrics.jsonl``: one JSON object per epoch;
-- ``model.npz``: the final model (:func:`fnn.io.save_model`);
+- ``model.npz``: the final model (:func:`fnn.serialization.save_model`);
 - ``checkpoint.npz``: the latest checkpoint (params, optimizer state, key, cursor, history);
 - ``train.log``: the log;
 - ``summary.json``: test accuracy and loss, epochs, seconds, params, seed, dataset digests, versions;
-- ``diagnostics.jsonl``: per-layer statistics per epoch, with ``diagnostics`` on (:mod:`fnn.diagnostics`);
+- ``diagnostics.jsonl``: per-layer statistics per epoch, with ``diagnostics`` on (:mod:`fnn.training.diagnostics`);
 - ``status.json``: only while a run is stopped unfinished by something fnn saw (the loss diverged, Ctrl-C):
   ``{"state": "diverged" | "interrupted", "epoch": ..., "step": ..., "message": ...}``.
 
@@ -124,7 +124,7 @@ def read_jsonl(path) -> list[dict]:
 
 def write_status(run, state: str, **info) -> None:
     """Record in ``run/status.json`` why training stopped unfinished (``state``: ``"diverged"`` or ``"interrupted"``)."""
-    from fnn.io import atomic_write
+    from fnn.serialization import atomic_write
 
     text = json.dumps({"state": state, **info})
     atomic_write(Path(run) / STATUS, lambda f: f.write(text.encode()))
@@ -156,7 +156,7 @@ def read_status(run) -> dict:
 
 def _planned_epochs(run):
     """``epochs`` from the run's ``config.yaml``, or None when it has none or it cannot be read."""
-    from fnn.config import ConfigError, read_mapping
+    from fnn.training.config import ConfigError, read_mapping
 
     if not (Path(run) / CONFIG).is_file():
         return None

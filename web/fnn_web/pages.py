@@ -2,7 +2,7 @@
 
 from flask import Blueprint, current_app, jsonify, render_template
 
-from fnn.web import models
+from fnn_web import models
 
 bp = Blueprint("pages", __name__)
 

@@ -31,7 +31,7 @@ def features_of(loaded) -> int:
 
 def standardize(x, metadata):
     """Apply the model's stored standardization (``preprocessing.mean/std``), if any."""
-    from fnn.io import standardization
+    from fnn.serialization import standardization
 
     mean, std = standardization(metadata)
     if mean is not None:
@@ -46,7 +46,7 @@ def read_npy(path, features: int):
     a header declaring other than the data the file holds is refused before
     anything is allocated.
     """
-    from fnn.io import npy_header, open_regular
+    from fnn.serialization import npy_header, open_regular
 
     try:
         with open_regular(path, InputError, "a .npy file") as f:
@@ -79,7 +79,7 @@ def read_npy(path, features: int):
 
 def read_inputs(path, loaded):
     """``(x (n, features) float32, info)`` for one file; images get MNIST-style preprocessing."""
-    from fnn import preprocess
+    from fnn.serving import images
 
     path = os.fspath(path)
     features = features_of(loaded)
@@ -87,8 +87,8 @@ def read_inputs(path, loaded):
         if features != 784:
             raise InputError(f"{path}: images are preprocessed to 28x28 = 784 features, but the model takes {features}")
         try:
-            x, info = preprocess.load_image_file(path)
-        except preprocess.ImageError as e:
+            x, info = images.load_image_file(path)
+        except images.ImageError as e:
             raise InputError(str(e)) from None
         return standardize(x[None, :], loaded.metadata), [info]
     if path.lower().endswith(".npy"):
@@ -102,14 +102,14 @@ def blank_rows(x, metadata) -> list:
     """Why each row of ``x`` ``(n, features)`` (before standardization) is blank, or None, as the pad judges.
 
     A model of grayscale images (``preprocessing.image_shape`` ``(H, W)``, or 784 features)
-    gets the pad's ink test (:func:`fnn.preprocess.blank_reasons`: nothing drawn, or too
+    gets the pad's ink test (:func:`fnn.serving.images.blank_reasons`: nothing drawn, or too
     little ink to read); any other model only calls an all-zero row blank.
     """
-    from fnn import preprocess
+    from fnn.serving import images
 
     shape = (metadata.get("preprocessing") or {}).get("image_shape") or ([28, 28] if x.shape[1] == 784 else None)
     if shape is not None and len(shape) == 2 and shape[0] * shape[1] == x.shape[1]:
-        return preprocess.blank_reasons(x.reshape(len(x), *shape))
+        return images.blank_reasons(x.reshape(len(x), *shape))
     return ["all zeros" if z else None for z in (~x.any(axis=1)).tolist()]
 
 

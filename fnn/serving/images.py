@@ -141,7 +141,7 @@ def _unit(u8):
 
 def load_image_file(path):
     """Read a PNG or JPEG file and preprocess it: ``(x (784,) float32, info)`` as :func:`image_to_mnist`."""
-    from fnn.io import open_regular
+    from fnn.serialization import open_regular
 
     path = os.fspath(path)
     try:

@@ -1,7 +1,7 @@
 """The training loop: ``fit(config, out_dir)`` trains, checkpoints and writes a run folder.
 
 Everything ``fnn-cli fit`` does happens here; the CLI only parses options and
-draws progress. A run is a pure function of its :class:`~fnn.config.FitConfig`
+draws progress. A run is a pure function of its :class:`~fnn.training.config.FitConfig`
 and data: keys derive from ``config.seed`` (shuffle order from the epoch
 number, dropout masks from epoch and step), so the same seed gives
 bit-identical weights, and a run resumed from any checkpoint ends exactly
@@ -28,8 +28,10 @@ from pathlib import Path
 import numpy as np
 
 import fnn
-from fnn import batching, diagnostics, io, layers, losses, optim, random, runs
-from fnn.config import ConfigError, FitConfig, save_config
+from fnn import batching, layers, losses, optim, random
+from fnn.training import diagnostics, runs
+from fnn import serialization
+from fnn.training.config import ConfigError, FitConfig, save_config
 from fnn.train import NonFiniteLoss, accuracy, evaluate, make_inplace_train_step, predict_logits
 from fnn.workspace import Workspace
 from fnn.tree import tree_copy, tree_size
@@ -180,14 +182,14 @@ def save_checkpoint(path, state: dict) -> None:
         "train_seconds": state["train_seconds"],
         "first_loss": state["first_loss"],
     }
-    io.save_arrays(path, trees, manifest)
+    serialization.save_arrays(path, trees, manifest)
 
 
 def load_checkpoint(path) -> dict:
-    """Read a checkpoint written by :func:`save_checkpoint`; raises :class:`fnn.io.ModelFileError`."""
-    trees, manifest = io.load_arrays(path)
+    """Read a checkpoint written by :func:`save_checkpoint`; raises :class:`fnn.serialization.ModelFileError`."""
+    trees, manifest = serialization.load_arrays(path)
     if manifest.get("format") != CHECKPOINT_FORMAT:
-        raise io.ModelFileError(f"{path}: not an fnn checkpoint")
+        raise serialization.ModelFileError(f"{path}: not an fnn checkpoint")
     try:
         _check_fields(manifest)
         return {
@@ -205,7 +207,7 @@ def load_checkpoint(path) -> dict:
             "first_loss": manifest["first_loss"],
         }
     except (KeyError, TypeError, ValueError) as e:
-        raise io.ModelFileError(f"{path}: checkpoint is incomplete or malformed ({str(e):.200})") from None
+        raise serialization.ModelFileError(f"{path}: checkpoint is incomplete or malformed ({str(e):.200})") from None
 
 
 def _check_fields(m) -> None:
@@ -238,15 +240,15 @@ def _check_fields(m) -> None:
 def _restore_layout(path, loaded, template, what):
     """Put loaded leaves back into ``template``'s layout (empty dicts and scalar counts included).
 
-    Raises :class:`fnn.io.ModelFileError` when the checkpoint's arrays do not fit the run's model
+    Raises :class:`fnn.serialization.ModelFileError` when the checkpoint's arrays do not fit the run's model
     and optimizer (other names or shapes) or hold NaN/Inf.
     """
     flat, want = dict(fnn.tree.tree_flatten(loaded)), dict(fnn.tree.tree_flatten(template))
     if flat.keys() != want.keys():
-        raise io.ModelFileError(f"{path}: checkpoint {what} {sorted(flat)[:6]} do not fit this run, which needs {sorted(want)[:6]}")
+        raise serialization.ModelFileError(f"{path}: checkpoint {what} {sorted(flat)[:6]} do not fit this run, which needs {sorted(want)[:6]}")
     for p, t in want.items():
         if np.shape(flat[p]) != np.shape(t) or not np.isfinite(flat[p]).all():
-            raise io.ModelFileError(f"{path}: checkpoint {what} {p} is {np.shape(flat[p])} or not finite; this run needs {np.shape(t)}")
+            raise serialization.ModelFileError(f"{path}: checkpoint {what} {p} is {np.shape(flat[p])} or not finite; this run needs {np.shape(t)}")
     return fnn.tree.tree_map_with_path(lambda p, t: np.asarray(flat[p], dtype=np.asarray(t).dtype).reshape(np.shape(t)), template)
 
 
@@ -332,7 +334,7 @@ def fit(config: FitConfig, out_dir=None, *, resume=False, callbacks=(), data_dir
     state = _start_state(config, root, params, opt_state, previous, ckpt_path)
     params, opt_state = state["params"], state["opt_state"]
     # left by a run killed (kill -9, power cut) in the middle of a write
-    io.remove_temporaries(out, [runs.CHECKPOINT, runs.MODEL, runs.SUMMARY, runs.METRICS, runs.CONFIG])
+    serialization.remove_temporaries(out, [runs.CHECKPOINT, runs.MODEL, runs.SUMMARY, runs.METRICS, runs.CONFIG])
     save_config(out / runs.CONFIG, config)
     runs.clear_status(out)  # a diverged or interrupted run resumed: no longer stopped
     _rewrite_metrics(out / runs.METRICS, state["history"])
@@ -357,7 +359,7 @@ def fit(config: FitConfig, out_dir=None, *, resume=False, callbacks=(), data_dir
             _call(callbacks, "on_warning", text)
 
     diag = None
-    if config.diagnostics:  # per-layer statistics on a fixed probe (fnn.diagnostics); the training step is untouched
+    if config.diagnostics:  # per-layer statistics on a fixed probe (fnn.training.diagnostics); the training step is untouched
         diag = diagnostics.for_fit(model, loss, data, config, out / runs.DIAGNOSTICS, state["history"], state["epoch"])
     log_line(("resumed at epoch %d, batch %d: " % (state["epoch"] + 1, state["cursor"]) if resume else "start: ") + json.dumps(config.to_dict()))
     info = {"out_dir": str(out), "config": config, "steps_per_epoch": steps_per_epoch, "params": tree_size(params),
@@ -522,9 +524,9 @@ def _finish(out, config, data, model, params, in_shape, loss, state, stopped_ear
     }
     metadata = {k: data["meta"][k] for k in ("dataset", "classes", "preprocessing")}
     metadata.update(test_accuracy=test["accuracy"], arch=list(config.arch), activation=config.activation)
-    io.save_model(out / runs.MODEL, model, params, in_shape, metadata)
+    serialization.save_model(out / runs.MODEL, model, params, in_shape, metadata)
     text = json.dumps(summary, indent=2)
-    io.atomic_write(out / runs.SUMMARY, lambda f: f.write(text.encode()))
+    serialization.atomic_write(out / runs.SUMMARY, lambda f: f.write(text.encode()))
     return summary
 
 
@@ -541,7 +543,7 @@ def _append_metrics(path, record):
 
 def _rewrite_metrics(path, history):
     text = "".join(json.dumps(r) + "\n" for r in history)
-    io.atomic_write(path, lambda f: f.write(text.encode()))
+    serialization.atomic_write(path, lambda f: f.write(text.encode()))
 
 
 __all__ = ["fit", "FitConfig", "TrainingDiverged", "Interrupted", "load_checkpoint", "save_checkpoint", "prepare_data"]

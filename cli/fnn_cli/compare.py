@@ -2,7 +2,7 @@
 
 import click
 
-from fnn.cli.common import fail
+from fnn_cli.common import fail
 
 
 @click.command()
@@ -21,8 +21,8 @@ def compare(run_dirs, out, no_pictures):
     Example:
       fnn-cli compare runs/mnist-784-64-10-* runs/mnist-784-128-64-10-* --out experiments/results/compare
     """
-    from fnn.compare import compare_runs, markdown
-    from fnn.report import EvaluationError
+    from fnn.evaluation.compare import compare_runs, markdown
+    from fnn.evaluation.report import EvaluationError
 
     try:
         result = compare_runs(run_dirs, out, pictures=not no_pictures)

@@ -3,16 +3,16 @@
 import click
 
 import fnn
-from fnn.cli.common import Group
-from fnn.cli.compare import compare
-from fnn.cli.data import data
-from fnn.cli.evaluate import evaluate
-from fnn.cli.fit import fit
-from fnn.cli.plot import plot
-from fnn.cli.predict import predict
-from fnn.cli.runs import runs
-from fnn.cli.serve import serve
-from fnn.cli.sweep import sweep
+from fnn_cli.common import Group
+from fnn_cli.compare import compare
+from fnn_cli.data import data
+from fnn_cli.evaluate import evaluate
+from fnn_cli.fit import fit
+from fnn_cli.plot import plot
+from fnn_cli.predict import predict
+from fnn_cli.runs import runs
+from fnn_cli.serve import serve
+from fnn_cli.sweep import sweep
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -2,8 +2,8 @@
 
 import click
 
-from fnn.cli.common import fail
-from fnn.cli.fit import DatasetType
+from fnn_cli.common import fail
+from fnn_cli.fit import DatasetType
 
 
 @click.command()
@@ -25,7 +25,7 @@ def evaluate(run_or_model, dataset, split, out, data_dir, no_pictures):
       fnn-cli evaluate runs/mnist-784-128-64-10-20261130-120000
       fnn-cli evaluate model.npz --dataset fashion-mnist --out eval-fashion
     """
-    from fnn.report import EvaluationError, evaluate_run
+    from fnn.evaluation.report import EvaluationError, evaluate_run
 
     try:
         r = evaluate_run(run_or_model, dataset, split, out, data_dir=data_dir, pictures=not no_pictures)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from fnn.cli.common import fail
+from fnn_cli.common import fail
 
 
 @click.command()
@@ -20,7 +20,8 @@ def plot(run, out):
     Example:
       fnn-cli plot runs/mnist-784-128-64-10-20261130-120000
     """
-    from fnn import plotting, runs
+    from fnn.evaluation import plotting
+    from fnn.training import runs
 
     if not Path(run).is_dir():
         fail(f"{run}: no such run folder")

@@ -1,8 +1,8 @@
-"""The drawing pad: a Flask app on top of :mod:`fnn` (installed as ``fnn.web``).
+"""The drawing pad: a Flask app on top of :mod:`fnn` (installed as ``fnn_web``).
 
 ``create_app(test_config=None)`` builds the app (flaskr style): defaults, then
 ``FNN_*`` environment variables (``FNN_MODELS='["runs/a", "b.npz"]'``) or
-``test_config``; the models load once, here. ``flask --app fnn.web run`` serves
+``test_config``; the models load once, here. ``flask --app fnn_web run`` serves
 it for development, ``fnn-cli serve`` through waitress.
 """
 
@@ -31,7 +31,7 @@ def create_app(test_config=None) -> Flask:
     else:
         app.config.from_mapping(test_config)
 
-    from fnn.web import api, models, pages
+    from fnn_web import api, models, pages
 
     models.init_app(app)
     app.register_blueprint(pages.bp)

@@ -1,6 +1,6 @@
 """The JSON API: ``POST /api/predict``, ``GET /api/models``, ``GET /api/sample``.
 
-Every client error is a JSON 4xx naming the problem (see ``fnn.web.create_app``
+Every client error is a JSON 4xx naming the problem (see ``fnn_web.create_app``
 for the handlers): 400 for a malformed body, 413 for a body over
 ``MAX_CONTENT_LENGTH``, 415 for a content type other than ``application/json``.
 """
@@ -18,13 +18,13 @@ import numpy as np
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import BadRequest, NotFound, RequestEntityTooLarge, UnsupportedMediaType
 
-from fnn import preprocess
-from fnn.web import models, samples
+from fnn.serving import images
+from fnn_web import models, samples
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 FIELDS = ("image", "pixels", "model", "compare")
-PIXELS = preprocess.SIDE * preprocess.SIDE
+PIXELS = images.SIDE * images.SIDE
 _DATA_URL = re.compile(r"data:image/(png|jpeg|jpg);base64,", re.I)
 
 
@@ -74,11 +74,11 @@ def decode_image_field(value) -> bytes:
 
 def pixels_field(value) -> np.ndarray:
     """784 numbers in [0, 1] (flat, or 28 rows of 28) -> float32 ``(784,)``."""
-    rows = value if isinstance(value, list) and len(value) == preprocess.SIDE and isinstance(value[0], list) else [value]
+    rows = value if isinstance(value, list) and len(value) == images.SIDE and isinstance(value[0], list) else [value]
     if not all(isinstance(r, list) for r in rows):
         raise BadRequest("'pixels' must be a list of 784 numbers (or 28 lists of 28)")
     flat = [v for r in rows for v in r]
-    if len(flat) != PIXELS or len(rows) not in (1, preprocess.SIDE) or any(len(r) != len(rows[0]) for r in rows):
+    if len(flat) != PIXELS or len(rows) not in (1, images.SIDE) or any(len(r) != len(rows[0]) for r in rows):
         raise BadRequest(f"'pixels' must hold {PIXELS} numbers (flat, or 28 rows of 28); got {len(flat)}")
     if not all(type(v) in (int, float) for v in flat):
         raise BadRequest("'pixels' must hold only numbers")
@@ -97,11 +97,11 @@ def read_input(body):
         raise BadRequest("send exactly one of 'image' (a PNG or JPEG data URL) or 'pixels' (784 numbers in 0..1)")
     if "image" in body:
         try:
-            return preprocess.image_to_mnist(decode_image_field(body["image"]))
-        except preprocess.ImageError as e:
+            return images.image_to_mnist(decode_image_field(body["image"]))
+        except images.ImageError as e:
             raise BadRequest(f"'image': {e}") from None
     x = pixels_field(body["pixels"])  # already the network's input: used as given
-    reason = preprocess.blank_reason(x)
+    reason = images.blank_reason(x)
     return x, {"blank": reason is not None, "reason": reason}
 
 

@@ -11,9 +11,11 @@ import csv
 import io as _io
 from pathlib import Path
 
-from fnn import io, runs
-from fnn.report import EvaluationError
-from fnn.report_md import table
+from fnn import serialization
+
+from fnn.training import runs
+from fnn.evaluation.report import EvaluationError
+from fnn.evaluation.markdown import table
 
 TABLE_FILE, CSV_FILE = "compare.md", "compare.csv"
 CURVES_FILE, SCATTER_FILE = "val_curves.png", "accuracy_vs_cost.png"
@@ -67,20 +69,34 @@ def markdown(rows) -> str:
     return "\n".join(table(head, body, align="rlrrrrrlr")) + "\n"
 
 
-def to_csv(rows) -> str:
-    """The comparison table as CSV, full precision, one column per :data:`COLUMNS` entry."""
+def to_csv(rows, columns=COLUMNS) -> str:
+    """The rows as CSV, full precision, one column per ``columns`` entry."""
     buf = _io.StringIO()
-    w = csv.DictWriter(buf, COLUMNS, extrasaction="ignore", lineterminator="\n")
+    w = csv.DictWriter(buf, columns, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
     return buf.getvalue()
+
+
+def write_text(path, text) -> None:
+    serialization.atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def write_figures(out, histories, points, what="") -> list[Path]:
+    """``val_curves.png`` (validation curve of each run in ``histories``) and ``accuracy_vs_cost.png`` (``points``:
+    ``name``, ``test_accuracy``, ``params``, ``train_seconds``) in ``out``; ``what`` prefixes the titles."""
+    from fnn.evaluation import plotting
+
+    prefix = f"{what}: " if what else ""
+    return [plotting.compare_curves(histories, Path(out) / CURVES_FILE, title=f"{prefix}Validation curves"),
+            plotting.compare_scatter(points, Path(out) / SCATTER_FILE, title=f"{prefix}Test accuracy against size and time")]
 
 
 def compare_runs(run_dirs, out_dir, pictures=True) -> dict:
     """Write ``compare.md``, ``compare.csv`` and (with ``pictures``) the figures into ``out_dir``.
 
     Returns ``{"rows": [...] (sorted, best first), "files": {name: path}}``.
-    Raises :class:`fnn.report.EvaluationError` for a path that is not a run folder.
+    Raises :class:`fnn.evaluation.report.EvaluationError` for a path that is not a run folder.
     """
     if not run_dirs:
         raise EvaluationError("give at least one run folder to compare")
@@ -92,13 +108,10 @@ def compare_runs(run_dirs, out_dir, pictures=True) -> dict:
     out = Path(out_dir)  # made only once every input has been read
     out.mkdir(parents=True, exist_ok=True)
     files = {"table": out / TABLE_FILE, "csv": out / CSV_FILE}
-    for path, text in ((files["table"], markdown(rows)), (files["csv"], to_csv(rows))):
-        io.atomic_write(path, lambda f, t=text: f.write(t.encode("utf-8")))
+    write_text(files["table"], markdown(rows))
+    write_text(files["csv"], to_csv(rows))
     if pictures:
-        from fnn import plotting
-
-        files["curves"] = plotting.compare_curves(histories, out / CURVES_FILE)
-        files["scatter"] = plotting.compare_scatter(rows, out / SCATTER_FILE)
+        files["curves"], files["scatter"] = write_figures(out, histories, rows)
     return {"rows": rows, "files": {k: str(v) for k, v in files.items()}}
 
 

@@ -1,10 +1,10 @@
-"""``fnn-cli serve``: the drawing pad (:mod:`fnn.web`) through waitress, a production WSGI server."""
+"""``fnn-cli serve``: the drawing pad (:mod:`fnn_web`) through waitress, a production WSGI server."""
 
 from __future__ import annotations
 
 import click
 
-from fnn.cli.common import WholeNumber, fail
+from fnn_cli.common import WholeNumber, fail
 
 MAX_WIRE_BODY = 4 << 20  # waitress refuses larger bodies itself; the app answers 413 past 1 MB
 
@@ -39,7 +39,7 @@ def serve(models, host, port, threads):
     Example:
       fnn-cli serve --models runs/mnist-784-128-64-10-20261130-120000 --port 8000
     """
-    from fnn import runs
+    from fnn.training import runs
 
     paths = split_paths(models)
     if not paths:
@@ -54,8 +54,8 @@ def serve(models, host, port, threads):
 
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "Task queue depth is N" under any burst
 
-    from fnn.web import create_app
-    from fnn.web.models import ModelLoadError, registry
+    from fnn_web import create_app
+    from fnn_web.models import ModelLoadError, registry
 
     try:
         app = create_app({"MODELS": paths})

@@ -1,7 +1,7 @@
 """Sweeps on a Dask cluster: each configuration is one task, and the client writes the run folders.
 
 ``run_on_cluster(configs, out, scheduler)`` submits every configuration of a
-sweep (from :func:`fnn.sweep.expand`) to a Dask ``distributed`` scheduler:
+sweep (from :func:`fnn.training.sweep.expand`) to a Dask ``distributed`` scheduler:
 
 - ``"tcp://HOST:PORT"``: a running cluster (``dask scheduler`` plus ``dask worker``s);
 - ``"local:N"``: a ``LocalCluster`` of N worker processes on 127.0.0.1, dashboard off;
@@ -23,7 +23,7 @@ and a task that fails for any other reason outside training is retried
 ``RETRIES`` times.
 
 Dask is an optional extra (``pip install 'fnn[distributed]'``), imported only
-inside these functions; ``import fnn.distributed`` works without it.
+inside these functions; ``import fnn.training.dask`` works without it.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from fnn.config import ConfigError
+from fnn.training.config import ConfigError
 
 INSTALL_HINT = "pip install 'fnn[distributed]'"
 RETRIES = 2
@@ -125,7 +125,7 @@ def train_task(name, config, dataset) -> dict:
     Runs on a worker. A pure function of ``config`` (seed included) and
     ``dataset``; ``files`` is empty when training failed before writing anything.
     """
-    from fnn.sweep import run_one
+    from fnn.training.sweep import run_one
 
     with tempfile.TemporaryDirectory(prefix="fnn-sweep-") as tmp:
         folder = Path(tmp) / "run"
@@ -136,7 +136,7 @@ def train_task(name, config, dataset) -> dict:
 
 def write_run(folder, files: dict) -> None:
     """Write a task's ``files`` into the run ``folder`` (each atomically)."""
-    from fnn.io import atomic_write
+    from fnn.serialization import atomic_write
 
     folder = Path(folder)
     if files:
@@ -175,7 +175,7 @@ def run_on_cluster(configs, out, scheduler, data_dir=None, on_row=None) -> list[
     """
     import uuid
 
-    from fnn.sweep import failed_row
+    from fnn.training.sweep import failed_row
 
     distributed = require_dask()
     out, rows, token = Path(out), [], uuid.uuid4().hex[:8]
@@ -207,5 +207,14 @@ def run_on_cluster(configs, out, scheduler, data_dir=None, on_row=None) -> list[
     return rows
 
 
-__all__ = ["parse_scheduler", "require_dask", "connect", "local_cluster", "train_task", "write_run", "run_on_cluster",
+def cluster_runner(scheduler):
+    """A :func:`fnn.training.sweep.run_sweep` runner: every configuration a task on ``scheduler``'s cluster."""
+
+    def run(configs, out, data_dir, collect):
+        run_on_cluster(configs, out, scheduler, data_dir, collect)
+
+    return run
+
+
+__all__ = ["cluster_runner", "parse_scheduler", "require_dask", "connect", "local_cluster", "train_task", "write_run", "run_on_cluster",
            "DaskMissing", "SchedulerError", "INSTALL_HINT"]

@@ -10,7 +10,7 @@ has a default, so ``FitConfig()`` is a sensible MNIST run.
 >>> FitConfig.from_dict({"learning_rate": 0.1})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-fnn.config.ConfigError: unknown config key 'learning_rate'; did you mean 'lr'? (valid keys: arch, dataset, ...)
+fnn.training.config.ConfigError: unknown config key 'learning_rate'; did you mean 'lr'? (valid keys: arch, dataset, ...)
 """
 
 from __future__ import annotations
@@ -269,7 +269,7 @@ def save_config(path, config: FitConfig) -> None:
     """Write ``config`` as YAML (fully resolved, enough to repeat the run)."""
     import yaml
 
-    from fnn.io import atomic_write
+    from fnn.serialization import atomic_write
 
     text = yaml.safe_dump(config.to_dict(), sort_keys=False)
     atomic_write(path, lambda f: f.write(text.encode()))

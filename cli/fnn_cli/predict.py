@@ -4,7 +4,7 @@ import json
 
 import click
 
-from fnn.cli.common import WholeNumber, fail
+from fnn_cli.common import WholeNumber, fail
 
 
 @click.command()
@@ -23,12 +23,14 @@ def predict(model, files, top_k, as_json):
     Example:
       fnn-cli predict runs/mnist-784-128-64-10-20261130-120000 digit.png batch.npy --top-k 2
     """
-    from fnn import inference, io, runs
+    from fnn.serving import inference
+    from fnn import serialization
+    from fnn.training import runs
 
     try:
-        loaded = io.load_model(runs.model_path(model))
+        loaded = serialization.load_model(runs.model_path(model))
         rows = inference.predict_files(loaded, files, top_k)
-    except (runs.RunError, io.ModelFileError, inference.InputError) as e:
+    except (runs.RunError, serialization.ModelFileError, inference.InputError) as e:
         fail(str(e))
     if as_json:
         click.echo(json.dumps(rows, indent=1))

@@ -162,7 +162,7 @@ class Diagnostics:
       rows: earlier rows (when resuming): their warnings are not given again.
 
     Use: ``measure`` at the start, then per epoch ``epoch_begin(params)`` and
-    ``epoch_end(epoch, params, record) -> [new warnings]``. ``fnn.fit`` does this
+    ``epoch_end(epoch, params, record) -> [new warnings]``. ``fnn.training.fit`` does this
     when ``FitConfig(diagnostics=True)``; a hand-written loop can do the same.
     """
 
@@ -312,14 +312,14 @@ def saliency(model, params, x, label, loss=losses.softmax_cross_entropy):
 
 def read(path) -> list[dict]:
     """The rows of a ``diagnostics.jsonl`` (a run folder or the file itself); [] when there is none."""
-    from fnn import runs
+    from fnn.training import runs
 
     path = Path(path)
     return runs.read_jsonl(path / runs.DIAGNOSTICS if path.is_dir() else path)
 
 
 def for_fit(model, loss, data, config, path, history, resume_epoch):
-    """The recorder ``fnn.fit`` uses: a probe of the run's training split; ``path`` keeps the rows up to ``resume_epoch``."""
+    """The recorder ``fnn.training.fit`` uses: a probe of the run's training split; ``path`` keeps the rows up to ``resume_epoch``."""
     rows = [r for r in read(path) if r["epoch"] <= resume_epoch] if resume_epoch else []
     text = "".join(json.dumps(r) + "\n" for r in rows)
     Path(path).write_text(text, encoding="utf-8")

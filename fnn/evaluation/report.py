@@ -13,7 +13,7 @@ Three layers, each callable on its own:
 - :func:`analyze` turns labels and logits into a JSON-able dict of metrics
   (pure NumPy, no files; this is what the speed benchmark times);
 - :func:`evaluate` runs the forward pass, calls :func:`analyze`, and with an
-  ``out_dir`` writes ``metrics.json``, the PNGs (:mod:`fnn.plotting`) and ``report.md``;
+  ``out_dir`` writes ``metrics.json``, the PNGs (:mod:`fnn.evaluation.plotting`) and ``report.md``;
 - :func:`evaluate_run` does that for a run folder or model file, loading the
   dataset named in the model's metadata and writing into ``<run>/eval/``.
 """
@@ -26,7 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from fnn import io, layers, losses, metrics, report_md, runs
+from fnn import layers, losses, metrics
+
+from fnn import serialization
+
+from fnn.evaluation import markdown
+
+from fnn.training import runs
 from fnn.train import predict_logits
 
 METRICS_FILE = "metrics.json"
@@ -115,9 +121,10 @@ def confidence_summary(y_true, probs, n_bins: int = 15) -> dict:
 
 def transform_for(metadata: dict):
     """The uint8 -> float32 transform a model was trained with, from its ``preprocessing`` metadata."""
-    from fnn import datasets, io
+    from fnn import datasets
+    from fnn import serialization
 
-    mean, std = io.standardization(metadata)
+    mean, std = serialization.standardization(metadata)
     grayscale = bool(((metadata or {}).get("preprocessing") or {}).get("grayscale", False))
     return datasets.make_transform(grayscale=grayscale, mean=mean, std=std)
 
@@ -134,7 +141,7 @@ def evaluate(model, params, x, y, classes=None, out_dir=None, *, transform=None,
       history: per-epoch training records (``metrics.jsonl``) for the curves.
       pictures: draw the PNGs (``out_dir`` only).
       about: extra JSON-able facts stored under ``"about"`` (model path, dataset, split).
-      diagnostics: the run's ``diagnostics.jsonl`` rows (:mod:`fnn.diagnostics`): adds their
+      diagnostics: the run's ``diagnostics.jsonl`` rows (:mod:`fnn.training.diagnostics`): adds their
         warnings and last epoch under ``"diagnostics"``, their pictures and a saliency map.
 
     Returns the :func:`analyze` dict plus ``seconds`` (forward pass and metrics)
@@ -162,15 +169,15 @@ def evaluate(model, params, x, y, classes=None, out_dir=None, *, transform=None,
         result["files"] = {k: str(v) for k, v in files.items()}
         result["out_dir"] = str(out)
         text = json.dumps(result, indent=2)
-        io.atomic_write(out / METRICS_FILE, lambda f: f.write(text.encode()))
-        report_md.write(out / REPORT_FILE, result, {k: Path(v).name for k, v in files.items()}, title)
+        serialization.atomic_write(out / METRICS_FILE, lambda f: f.write(text.encode()))
+        markdown.write(out / REPORT_FILE, result, {k: Path(v).name for k, v in files.items()}, title)
         result["report"] = str(out / REPORT_FILE)
     return result
 
 
 def draw(out, result, probs, y, images=None, params=None, history=None) -> dict:
     """Write every PNG that fits the data into ``out``; returns name -> path."""
-    from fnn import plotting
+    from fnn.evaluation import plotting
 
     cm, names = np.asarray(result["confusion_matrix"]), result["classes"]
     per = result["per_class"]
@@ -198,7 +205,8 @@ def draw(out, result, probs, y, images=None, params=None, history=None) -> dict:
 def draw_diagnostics(out, rows, history, model, params, features, y, images=None, classes=None, n_saliency=8) -> dict:
     """The training-diagnostics PNGs of a run (``rows`` from ``diagnostics.jsonl``) and a saliency map
     of the first ``n_saliency`` examples (``features``: the model's inputs; ``images``: what to show)."""
-    from fnn import diagnostics, plotting
+    from fnn.training import diagnostics
+    from fnn.evaluation import plotting
 
     files = {"gradient_norms": plotting.gradient_norms(rows, out / "gradient_norms.png"),
              "activation_histograms": plotting.activation_histograms(rows, out / "activation_histograms.png"),
@@ -250,8 +258,8 @@ def evaluate_run(run_or_model, dataset=None, split="test", out_dir=None, *, data
         raise EvaluationError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
     try:
         path = runs.model_path(run_or_model)
-        loaded = io.load_model(path)
-    except (runs.RunError, io.ModelFileError) as e:
+        loaded = serialization.load_model(path)
+    except (runs.RunError, serialization.ModelFileError) as e:
         raise EvaluationError(str(e)) from None
     run = Path(run_or_model) if Path(run_or_model).is_dir() else None
     meta = loaded.metadata
@@ -279,7 +287,7 @@ def evaluate_run(run_or_model, dataset=None, split="test", out_dir=None, *, data
         raise EvaluationError(f"dataset {name!r} gives inputs of shape {tuple(features)}, "
                               f"the model takes {tuple(loaded.input_shape[1:])}")
     out = Path(out_dir) if out_dir is not None else (run / EVAL_DIR if run else path.with_name(path.stem + "-eval"))
-    from fnn.diagnostics import read
+    from fnn.training.diagnostics import read
 
     try:
         summary = runs.read_summary(run) if run else {}
@@ -298,7 +306,7 @@ def _trained_on(run):
     """The ``dataset`` entry of a run's ``config.yaml`` (a name or a path), or None."""
     if run is None or not (run / runs.CONFIG).is_file():
         return None
-    from fnn.config import ConfigError, read_mapping
+    from fnn.training.config import ConfigError, read_mapping
 
     try:
         name = read_mapping(run / runs.CONFIG).get("dataset")
@@ -311,8 +319,8 @@ def _validation_split(run, name, data_dir):
     """``(x_val, y_val, transform)`` exactly as ``fit`` split and preprocessed them."""
     if run is None or not (run / runs.CONFIG).is_file():
         raise EvaluationError("--split val needs a run folder with its config.yaml (the split is rebuilt from it)")
-    from fnn.config import ConfigError, load_config
-    from fnn.fit import prepare_data
+    from fnn.training.config import ConfigError, load_config
+    from fnn.training.fit import prepare_data
 
     try:
         config = load_config(run / runs.CONFIG)

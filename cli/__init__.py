@@ -1,1 +1,0 @@
-"""``fnn-cli``: the command line on top of :mod:`fnn` (installed as ``fnn.cli``)."""
