@@ -49,7 +49,7 @@ def test_threads_option_pins_blas_threads(small_npz, tmp_path):
     from threadpoolctl import threadpool_info
 
     from fnn.training.config import FitConfig
-    from fnn.training.fit import fit
+    from fnn.training.experiment import fit_config
 
     seen = []
 
@@ -57,7 +57,7 @@ def test_threads_option_pins_blas_threads(small_npz, tmp_path):
         def on_epoch_end(self, epoch, record):
             seen.append({p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"})
 
-    fit(FitConfig(dataset=str(small_npz), arch=(784, 8, 10), epochs=1), tmp_path / "t", callbacks=[Probe()], threads=1)
+    fit_config(FitConfig(dataset=str(small_npz), arch=(784, 8, 10), epochs=1), tmp_path / "t", callbacks=[Probe()], threads=1)
     assert seen == [{1}]
     assert {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"} != {0}
 

@@ -29,6 +29,7 @@ LAYER_CASES = {
 
 LOSS_CASES = {
     "mse": lambda k, b: (random.normal(k, (b, 3), np.float64), random.normal(random.fold_in(k, 1), (b, 3), np.float64)),
+    "mae": lambda k, b: (random.normal(k, (b, 3), np.float64), random.normal(random.fold_in(k, 1), (b, 3), np.float64)),
     "binary_cross_entropy": lambda k, b: (
         random.normal(k, (b, 2), np.float64) * 3,
         random.uniform(random.fold_in(k, 1), (b, 2), dtype=np.float64),
@@ -62,6 +63,19 @@ def test_layer_grad_matches_central_differences(layer, in_shape):
 def test_loss_grad_matches_central_differences(name, batch):
     z, t = LOSS_CASES[name](random.key(batch), batch)
     assert gradcheck.check_loss(losses.LOSSES[name], z, t) <= TOL
+
+
+@pytest.mark.parametrize("name", sorted(LOSS_CASES))
+@pytest.mark.parametrize("batch", [1, 5])
+def test_weighted_loss_grad_matches_central_differences(name, batch):
+    z, t = LOSS_CASES[name](random.key(batch), batch)
+    w = random.uniform(random.key(7), (batch,), 0.2, 3.0, np.float64)
+    assert gradcheck.check_loss(losses.LOSSES[name], z, t, weights=w) <= TOL
+    unweighted = losses.LOSSES[name].value_and_grad(z, t)
+    ones = losses.LOSSES[name].value_and_grad(z, t, np.ones(batch))
+    assert ones[0] == pytest.approx(unweighted[0], rel=1e-12) and np.allclose(ones[1], unweighted[1], rtol=1e-12)
+    doubled = losses.LOSSES[name].value_and_grad(z, t, 2 * w)
+    assert doubled[0] == pytest.approx(2 * losses.LOSSES[name].apply(z, t, w), rel=1e-12)
 
 
 def test_softmax_ce_with_one_hot_and_soft_labels():

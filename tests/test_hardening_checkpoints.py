@@ -24,7 +24,7 @@ import pytest
 from fnn import serialization
 
 from fnn.training import runs
-from fnn.training.fit import load_checkpoint
+from fnn.training.experiment import load_checkpoint
 from fnn.tree import tree_equal
 
 FNN_CLI = [sys.executable, "-c", "from fnn_cli.main import cli; cli()"]

@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 import fnn
 from fnn import serialization as fio
 from fnn import layers, random
-from fnn.training.fit import load_checkpoint
+from fnn.training.experiment import load_checkpoint
 
 PEAK_LIMIT = 8 << 20  # bytes: far below anything an attacker could make the loader allocate
 
@@ -107,14 +107,14 @@ def _checkpoint_bytes():
     """The checkpoint of a real one-epoch run on a tiny dataset."""
     from fnn.training.config import FitConfig
     from fnn.datasets.base import Dataset
-    from fnn.training.fit import fit
+    from fnn.training.experiment import fit_config
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (60, 4, 4), dtype=np.uint8)
     y = rng.integers(0, 3, 60)
     ds = Dataset("toy", x, y, x[:10], y[:10], ["a", "b", "c"], "memory", {})
     with tempfile.TemporaryDirectory() as d:
-        fit(FitConfig(arch=(16, 6, 3), epochs=1, batch_size=16, dataset="toy"), d, dataset=ds)
+        fit_config(FitConfig(arch=(16, 6, 3), epochs=1, batch_size=16, dataset="toy"), d, dataset=ds)
         return open(os.path.join(d, "checkpoint.npz"), "rb").read()
 
 

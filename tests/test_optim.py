@@ -180,7 +180,7 @@ def test_schedules_and_readable_learning_rate():
 def test_default_schedule_ends_at_its_floor_not_at_zero():
     """``fnn-cli fit``'s default schedule, stepped through a whole run: the last update's rate is ``lr_floor * lr``."""
     from fnn.training.config import FitConfig
-    from fnn.training.fit import build_optimizer
+    from fnn.training.experiment import build_optimizer
 
     cfg = FitConfig()
     steps_per_epoch = 422  # MNIST's 54,000 training examples at the default batch size

@@ -319,12 +319,12 @@ class EpochSeconds:
 
 def fit_epochs(arch, epochs, dataset, threads):
     from fnn.training.config import FitConfig
-    from fnn.training.fit import fit
+    from fnn.training.experiment import fit_config
 
     times = EpochSeconds()
     with tempfile.TemporaryDirectory() as tmp:
         config = FitConfig.from_dict({"arch": arch, "epochs": epochs + 1, "val_split": 0.0, "dataset": dataset})
-        summary = fit(config, Path(tmp) / "run", callbacks=[times], threads=threads)
+        summary = fit_config(config, Path(tmp) / "run", callbacks=[times], threads=threads)
     return times.seconds[1:], summary["test_accuracy"]
 
 

@@ -320,7 +320,7 @@ def _validation_split(run, name, data_dir):
     if run is None or not (run / runs.CONFIG).is_file():
         raise EvaluationError("--split val needs a run folder with its config.yaml (the split is rebuilt from it)")
     from fnn.training.config import ConfigError, load_config
-    from fnn.training.fit import prepare_data
+    from fnn.training.experiment import prepare_data
 
     try:
         config = load_config(run / runs.CONFIG)

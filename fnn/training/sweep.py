@@ -89,12 +89,12 @@ def run_one(name, config, out_dir, data_dir=None, threads=1, dataset=None) -> di
 
     ``dataset`` (a loaded :class:`fnn.datasets.Dataset`) skips loading ``config.dataset``.
     """
-    from fnn.training.fit import fit
+    from fnn.training.experiment import fit_config
 
     if isinstance(config, Exception):
         return failed_row(name, config, config)
     try:
-        summary = fit(config, out_dir, data_dir=data_dir, threads=threads, dataset=dataset)
+        summary = fit_config(config, out_dir, data_dir=data_dir, threads=threads, dataset=dataset)
     except Exception as e:  # noqa: BLE001 - a sweep records any failure and goes on
         return failed_row(name, config, f"{type(e).__name__}: {e}")
     row = failed_row(name, config, "")
