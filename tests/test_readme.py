@@ -1,5 +1,6 @@
 """The README's examples run exactly as printed."""
 
+import os
 import re
 import subprocess
 import sys
@@ -21,6 +22,19 @@ def test_compose_functions_example_runs(tmp_path):
     assert (tmp_path / "model.npz").is_file()
     loss, *_ = out.stdout.split()
     assert float(loss) < 0.5, out.stdout
+
+
+def test_learn_with_fnn_example_runs(tmp_path):
+    """The spiral example trains to >= 95% and draws its decision boundary."""
+    text = README.read_text()
+    section = text[text.index("## Learn with fnn") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}  # tiny matrices: threads only slow them
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    accuracy = float(re.fullmatch(r"training accuracy ([\d.]+)%\n", out.stdout).group(1))
+    assert accuracy >= 95 and f"{accuracy}%" in section, out.stdout  # the printed figure is the one the README quotes
+    assert (tmp_path / "spiral_boundary.png").stat().st_size > 10_000
 
 
 def test_readme_starts_with_the_two_commands():

@@ -1,4 +1,5 @@
-"""Datasets: MNIST, Fashion-MNIST and CIFAR-10, verified, cached and offline-ready; the user's own data.
+"""Datasets: MNIST, Fashion-MNIST and CIFAR-10, verified, cached and offline-ready; the user's own data;
+teaching data (:mod:`fnn.datasets.toy`: spiral, moons, circles, a 1-D curve, 2-D loss surfaces).
 
 >>> from fnn import datasets, random
 >>> ds = datasets.load("mnist")                       # ships with fnn: works offline
@@ -17,10 +18,11 @@ float32 (:func:`fnn.batching.iterate_batches`).
 
 Modules: ``loader`` (load, fetch, locate), ``sources``, ``download``,
 ``integrity``, ``idx``, ``cifar``, ``user`` (IDX folder, .npz, .csv),
-``splits``, ``transforms``, ``registry``, ``base``. Imports NumPy, attrs and
+``splits``, ``transforms``, ``registry``, ``base``, ``toy``. Imports NumPy, attrs and
 the standard library only.
 """
 
+from fnn.datasets import toy
 from fnn.datasets.base import ChecksumError, Dataset, DatasetError, DownloadError
 from fnn.datasets.loader import check_files, fetch, get_spec, load, locate
 from fnn.datasets.registry import REGISTRY, FileSpec, Spec
@@ -52,5 +54,6 @@ __all__ = [
     "rgb_to_gray",
     "scale",
     "standardize_stats",
+    "toy",
     "train_val_split",
 ]
