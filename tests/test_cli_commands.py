@@ -143,6 +143,8 @@ def test_sweep_grid_parallel_with_a_failing_config(cli_runner, cli_app, small_np
     assert (tmp_path / "sw" / "results.md").read_text().count("\n") == 8
     assert not (tmp_path / "sw" / "100-10_sgd").exists(), "a config that fails validation leaves no folder"
     assert "val_accuracy" in (tmp_path / "sw" / "results.csv").read_text().splitlines()[0]
+    kept = (tmp_path / "sw" / "sweep.yaml").read_text()  # the sweep file, for runs list's grid keys and to repeat it
+    assert "optimizer:\n  - sgd\n  - adam\n" in kept and str(small_npz) in kept
     # a parallel sweep trains exactly what sequential fits do
     seq = sweep.run_sweep([c for c in sweep.load_sweep(spec) if c[0] == "784-16-10_adam"], tmp_path / "seq", jobs=1)
     a = serialization.load_model(tmp_path / "sw" / "784-16-10_adam" / "model.npz").params
