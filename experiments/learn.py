@@ -23,7 +23,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 import fnn
-from fnn import batching, losses, optim, random
+from fnn import losses, optim
 from fnn.datasets import toy
 from fnn.evaluation import plotting
 from fnn.serialization import atomic_write
@@ -31,20 +31,9 @@ from fnn.training.config import SCHEDULES, FitConfig
 
 
 def train(model, x, y, loss, optimizer, epochs, batch_size, seed=0):
-    """Initialize ``model`` from ``seed`` and train it on ``(x, y)``; returns the params.
-
-    One epoch is one seeded pass of :func:`fnn.batching.iterate_batches`; each batch is one
-    :func:`fnn.make_train_step`. A stand-in for ``fnn.fit(model, x, y, loss=..., optimizer=...,
-    epochs=..., batch_size=...)``.
-    """
-    k_init, k_data = random.split(random.key(seed))
-    _, params = model.init(k_init, (-1,) + x.shape[1:])
-    opt_state = optimizer.init(params)
-    step = fnn.make_train_step(model, loss, optimizer)
-    for epoch in range(epochs):
-        for batch in batching.iterate_batches(x, y, batch_size, key=random.fold_in(k_data, epoch)):
-            params, opt_state, _ = step(params, opt_state, batch)
-    return params
+    """``fnn.fit`` on one BLAS thread (for matrices this small more threads only get in each other's way); returns the params."""
+    return fnn.fit(model, x, y, loss=loss, optimizer=optimizer, epochs=epochs, batch_size=batch_size, seed=seed,
+                   threads=1, verbose=0).params
 
 
 def timed(fn, *args, **kwargs):

@@ -139,7 +139,11 @@ class EarlyStopping(Callback):
         return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait, "arrays": arrays}
 
     def restore(self, state):
-        self.best, self.best_epoch, self.wait = state.get("best"), state.get("best_epoch"), int(state.get("wait", 0))
+        best, best_epoch, wait = state.get("best"), state.get("best_epoch"), state.get("wait", 0)
+        if not (best is None or isinstance(best, (int, float))) or not (best_epoch is None or type(best_epoch) is int) \
+                or type(wait) is not int:
+            raise ValueError(f"best {best!r:.20}, best_epoch {best_epoch!r:.20}, wait {wait!r:.20}")
+        self.best, self.best_epoch, self.wait = best, best_epoch, wait
         arrays = state.get("arrays")
         if arrays:
             self.best_params, self.best_state = arrays.get("params"), arrays.get("state", {})

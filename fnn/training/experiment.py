@@ -157,6 +157,9 @@ class RunFolder(Callback):
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
 
     def on_train_begin(self, logs=None):
+        """Once fit has accepted the checkpoint (a refused resume writes nothing): the config, the status, the metrics."""
+        save_config(self.out / runs.CONFIG, self.config)
+        runs.clear_status(self.out)  # a diverged or interrupted run resumed: no longer stopped
         records = self.loop.records  # those of a resumed checkpoint: metrics.jsonl is rewritten to match
         text = "".join(json.dumps(r) + "\n" for r in records)
         serialization.atomic_write(self.out / runs.METRICS, lambda f: f.write(text.encode()))
@@ -190,8 +193,6 @@ def fit_config(config: FitConfig, out_dir=None, *, resume=False, callbacks=(), d
     out.mkdir(parents=True, exist_ok=True)
     # left by a run killed (kill -9, power cut) in the middle of a write
     serialization.remove_temporaries(out, [runs.CHECKPOINT, runs.MODEL, runs.SUMMARY, runs.METRICS, runs.CONFIG])
-    save_config(out / runs.CONFIG, config)
-    runs.clear_status(out)  # a diverged or interrupted run resumed: no longer stopped
     folder = RunFolder(out, config, resume)
     best = EarlyStopping("val_loss", patience=config.early_stopping, min_delta=config.min_delta, mode="min",
                          restore_best_weights=bool(config.early_stopping))

@@ -326,7 +326,8 @@ def fit(model, x, y, *, loss=losses.softmax_cross_entropy, optimizer=None, epoch
         cb.loop = loop
     run = checkpoints.TrainState(params, opt_state, state, [int(w) for w in root])
     checkpoint = None if checkpoint is None else Path(checkpoint)
-    if resume and checkpoint is not None and checkpoint.is_file():
+    resumed = bool(resume and checkpoint is not None and checkpoint.is_file())
+    if resumed:
         run = _resume(checkpoint, run, callbacks)
     loop.params, loop.opt_state, loop.state, loop.records = run.params, run.opt_state, run.state, run.history
     names = ("loss",) + task.metric_names
@@ -336,8 +337,8 @@ def fit(model, x, y, *, loss=losses.softmax_cross_entropy, optimizer=None, epoch
             run.params, run.opt_state, run.state, run.history = loop.params, loop.opt_state, loop.state, loop.records
             checkpoints.save(checkpoint, run, _callback_states(callbacks), loop.info)
 
-    if run.epoch == 0 and run.cursor == 0:
-        save()  # there is always a good checkpoint to go back to
+    if not resumed:
+        save()  # from the start there is always a good checkpoint to go back to
     ws = Workspace()  # the loop's buffers: batches, activations, gradients, optimizer state, parameters
     step_fn = make_inplace_train_step(model, loss, optimizer, penalty, ws.child("step"))
     signals = _DeferredSignals()
@@ -440,9 +441,13 @@ def _resume(path, fresh: checkpoints.TrainState, callbacks) -> checkpoints.Train
     for saved in loaded.callbacks:  # each saved state goes to the next given callback of its class
         match = next((cb for cb in unused if type(cb).__name__ == saved.get("class")), None)
         if match is None:
-            raise ValueError(f"{path}: the checkpoint holds the state of a {saved.get('class')} callback; give one to resume")
+            raise serialization.ModelFileError(f"{path}: the checkpoint holds the state of a {saved.get('class')!r:.60} callback; "
+                                               "give the same callbacks to resume")
         unused.remove(match)
-        match.restore({k: v for k, v in saved.items() if k != "class"})
+        try:
+            match.restore({k: v for k, v in saved.items() if k != "class"})
+        except (KeyError, TypeError, ValueError) as e:
+            raise serialization.ModelFileError(f"{path}: the {saved['class']} callback's state is malformed ({e})") from None
     return s
 
 
