@@ -16,12 +16,13 @@ Images stay uint8; :func:`make_transform` turns each drawn batch into
 float32 (:func:`fnn.batching.iterate_batches`).
 
 Modules: ``loader`` (load, fetch, locate), ``sources``, ``download``,
-``integrity``, ``idx``, ``cifar``, ``user`` (IDX folder, .npz, .csv),
+``temporaries`` (its ``.part`` files), ``integrity``, ``idx``, ``cifar``, ``user`` (IDX folder, .npz, .csv),
 ``splits``, ``transforms``, ``registry``, ``base``. Imports NumPy, attrs and
 the standard library only.
 """
 
 from fnn.datasets.base import ChecksumError, Dataset, DatasetError, DownloadError
+from fnn.datasets.download import Terminated
 from fnn.datasets.loader import check_files, fetch, get_spec, load, locate
 from fnn.datasets.registry import REGISTRY, FileSpec, Spec
 from fnn.datasets.sources import not_found
@@ -39,6 +40,7 @@ __all__ = [
     "NAMES",
     "REGISTRY",
     "Spec",
+    "Terminated",
     "check_files",
     "fetch",
     "flatten",
