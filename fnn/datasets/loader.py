@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
-
 from fnn.datasets import cifar, temporaries
 from fnn.datasets.base import Dataset, DatasetError, DownloadError, check_pair
 from fnn.datasets.download import DEADLINE, MIN_RATE, RATE_GRACE, TIMEOUT, check_limits, fetch_file
-from fnn.datasets.idx import parse_idx
-from fnn.datasets.integrity import read_verified, remove_quietly, verify_file
+from fnn.datasets.idx import load_idx
+from fnn.datasets.integrity import check, remove_quietly, verify_file
 from fnn.datasets.registry import REGISTRY, Spec
 from fnn.datasets.sources import cache_root, candidates, find, find_file, not_found
 from fnn.datasets.user import load_path
@@ -40,9 +38,15 @@ def _idx(spec, paths) -> tuple:
     arrays = []
     for f in spec.files:  # train images, train labels, test images, test labels
         path = paths[f.name]
-        arrays.append(parse_idx(read_verified(path, f), str(path), ndim=3 if "images" in f.name else 1))
+        try:  # never more than the pinned size is read, however the header lies or the gzip inflates
+            array, md5, size = load_idx(path, ndim=3 if "images" in f.name else 1, limit=f.size)
+        except DatasetError:
+            verify_file(path, f)  # a file that does not parse does not match its pin: say so, with both digests
+            raise
+        check(path, md5, size, f)
+        arrays.append(array)
     x_train, y_train, x_test, y_test = arrays
-    return x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64), list(spec.classes)
+    return x_train, y_train, x_test, y_test, list(spec.classes)
 
 
 def _cifar(spec, paths) -> tuple:
@@ -60,8 +64,8 @@ def build(spec: Spec, paths: dict, source: str) -> Dataset:
     where = str(next(iter(paths.values())).parent)
     if spec.shape and (x_train.shape[1:] != spec.shape or x_test.shape[1:] != spec.shape):
         raise DatasetError(f"{where}: images are {x_train.shape[1:]} and {x_test.shape[1:]}, {spec.name} has {spec.shape}")
-    check_pair(x_train, y_train, f"{where} (train)", len(classes))
-    check_pair(x_test, y_test, f"{where} (test)", len(classes))
+    y_train = check_pair(x_train, y_train, f"{where} (train)", len(classes))
+    y_test = check_pair(x_test, y_test, f"{where} (test)", len(classes))
     return Dataset(spec.name, x_train, y_train, x_test, y_test, classes, source, pins(spec))
 
 
