@@ -26,7 +26,6 @@ SIGTERM itself) is handled as Ctrl-C is: the temporary file is removed and
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import math
 import numbers
@@ -230,21 +229,41 @@ def _stream(url, f, limit, progress, name, limits) -> None:
             raise
 
 
-@contextlib.contextmanager
-def _sigterm_interrupts():
-    """While a download runs in the main thread, SIGTERM raises :class:`Terminated` (unless SIGTERM has a handler)."""
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
-        yield
-        return
+class _SigtermRaises:
+    """While a download runs in the main thread, SIGTERM raises :class:`Terminated` (unless SIGTERM has a handler).
 
-    def handler(signum, frame):
-        raise Terminated("terminated by SIGTERM")
+    Between :meth:`hold` and :meth:`release` a SIGTERM waits, and is raised by ``release`` (or on leaving):
+    the temporary file is made there, so the code that removes it always knows its name.
+    """
 
-    signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    def __init__(self):
+        self.installed = self.holding = self.pending = False
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, self._handle)
+            self.installed = True
+        return self
+
+    def __exit__(self, *exc):
+        if self.installed:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        self.release()
+
+    def _handle(self, signum, frame):
+        if self.holding:
+            self.pending = True
+        else:
+            raise Terminated("terminated by SIGTERM")
+
+    def hold(self):
+        self.holding = True
+
+    def release(self):
+        self.holding = False
+        if self.pending:
+            self.pending = False
+            raise Terminated("terminated by SIGTERM")
 
 
 def fetch_file(
@@ -284,11 +303,13 @@ def fetch_file(
     temporaries.remove_stale(folder, spec.name)
     progress = progress or (lambda name, done, total: None)
     attempts = []
-    with _sigterm_interrupts():
+    with _SigtermRaises() as sigterm:
         for base in mirrors:
             url = base.rstrip("/") + "/" + spec.name
+            sigterm.hold()
             fd, tmp = temporaries.create(folder, spec.name)  # a cache it cannot write to is an OSError, not a mirror's
             try:
+                sigterm.release()  # a SIGTERM that came while the file was made is raised here, inside the try
                 with os.fdopen(fd, "wb") as f:  # the lock lives as long as the descriptor
                     _stream(url, f, spec.max_download, progress, spec.name, limits)
                     f.flush()
