@@ -31,8 +31,8 @@ from fnn.training.config import SCHEDULES, FitConfig
 
 
 def train(model, x, y, loss, optimizer, epochs, batch_size, seed=0):
-    """``fnn.fit`` on one BLAS thread (for matrices this small more threads only get in each other's way); returns the params."""
-    return fnn.fit(model, x, y, loss=loss, optimizer=optimizer, epochs=epochs, batch_size=batch_size, seed=seed,
+    """``fnn.training.fit`` on one BLAS thread (for matrices this small more threads only get in each other's way); returns the params."""
+    return fnn.training.fit(model, x, y, loss=loss, optimizer=optimizer, epochs=epochs, batch_size=batch_size, seed=seed,
                    threads=1, verbose=0).params
 
 

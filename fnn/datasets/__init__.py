@@ -17,13 +17,14 @@ Images stay uint8; :func:`make_transform` turns each drawn batch into
 float32 (:func:`fnn.batching.iterate_batches`).
 
 Modules: ``loader`` (load, fetch, locate), ``sources``, ``download``,
-``integrity``, ``idx``, ``cifar``, ``user`` (IDX folder, .npz, .csv),
+``temporaries`` (its ``.part`` files), ``integrity``, ``idx``, ``cifar``, ``user`` (IDX folder, .npz, .csv),
 ``splits``, ``transforms``, ``registry``, ``base``, ``toy``. Imports NumPy, attrs and
 the standard library only.
 """
 
 from fnn.datasets import toy
 from fnn.datasets.base import ChecksumError, Dataset, DatasetError, DownloadError
+from fnn.datasets.download import Terminated
 from fnn.datasets.loader import check_files, fetch, get_spec, load, locate
 from fnn.datasets.registry import REGISTRY, FileSpec, Spec
 from fnn.datasets.sources import not_found
@@ -42,6 +43,7 @@ __all__ = [
     "NAMES",
     "REGISTRY",
     "Spec",
+    "Terminated",
     "check_files",
     "fetch",
     "flatten",
