@@ -319,7 +319,7 @@ def read(path) -> list[dict]:
 
 
 class Recorder:
-    """A :func:`fnn.training.fit` callback that runs a :class:`Diagnostics` every epoch and passes its warnings on (``loop.warn``)."""
+    """A :func:`fnn.fit` callback that runs a :class:`Diagnostics` every epoch and passes its warnings on (``loop.warn``)."""
 
     def __init__(self, diag: Diagnostics, measure_init: bool):
         self.diag, self.measure_init, self.loop = diag, measure_init, None

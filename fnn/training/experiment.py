@@ -1,7 +1,7 @@
-"""Experiments from a config: ``fit_config(config, out_dir)`` builds the model and data, calls :func:`fnn.training.fit`, writes a run folder.
+"""Experiments from a config: ``fit_config(config, out_dir)`` builds the model and data, calls :func:`fnn.fit`, writes a run folder.
 
 This is everything ``fnn-cli fit`` does; the CLI only parses options and
-draws progress, and the training loop is :func:`fnn.training.fit` itself. A run is a
+draws progress, and the training loop is :func:`fnn.fit` itself. A run is a
 pure function of its :class:`~fnn.training.config.FitConfig` and data: keys
 derive from ``config.seed``, so the same seed gives bit-identical weights,
 and a run resumed from any checkpoint ends exactly where an uninterrupted one does.
@@ -176,7 +176,7 @@ class RunFolder(Callback):
 
 
 def fit_config(config: FitConfig, out_dir=None, *, resume=False, callbacks=(), data_dir=None, dataset=None, threads=None):
-    """Train ``config`` with :func:`fnn.training.fit` into the run folder ``out_dir``; returns the summary dict.
+    """Train ``config`` with :func:`fnn.fit` into the run folder ``out_dir``; returns the summary dict.
 
     With ``resume=True``, ``out_dir`` must hold a checkpoint written by an
     earlier run of the same config (``epochs`` may grow); training goes on

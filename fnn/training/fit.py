@@ -1,9 +1,9 @@
-"""``fnn.training.fit``: train any model on arrays, with a history, callbacks that steer, checkpoints and exact resume.
+"""``fnn.fit``: train any model on arrays, with a history, callbacks that steer, checkpoints and exact resume.
 
 >>> import fnn
 >>> x = fnn.random.normal(fnn.random.key(0), (200, 2))
 >>> y = (x[:, 0] * x[:, 1] > 0).astype(np.int64)                     # a binary task
->>> result = fnn.training.fit(fnn.mlp([2, 16, 1]), x, y, loss=fnn.losses.binary_cross_entropy,
+>>> result = fnn.fit(fnn.mlp([2, 16, 1]), x, y, loss=fnn.losses.binary_cross_entropy,
 ...                  optimizer=fnn.optim.adam(1e-2), epochs=3, batch_size=32, verbose=0)
 >>> sorted(result.history)
 ['accuracy', 'cpu_seconds', 'epoch', 'loss', 'lr', 'peak_rss_mb', 'seconds']
