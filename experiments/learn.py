@@ -56,7 +56,7 @@ def moons(out):
     x, y = toy.moons(n=200, noise=0.1, key=0)
     model = fnn.mlp([2, 32, 32, 1])
     params, seconds = timed(train, model, x, y, losses.binary_cross_entropy, optim.adam(0.02), epochs=200, batch_size=200)
-    acc = float(np.mean((fnn.train.predict_logits(model, params, x)[:, 0] > 0) == y))
+    acc = float(np.mean((fnn.train.predict_outputs(model, params, x)[:, 0] > 0) == y))
     plotting.decision_boundary(model, params, x, y, out / "moons_boundary.png",
                                title="Moons, 2-32-32-1 MLP, one logit")
     return {"accuracy": acc, "seconds": round(seconds, 3), "points": len(y)}

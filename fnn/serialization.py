@@ -523,10 +523,11 @@ def check_metadata(path, metadata, features, outputs) -> None:
     ``std > 0``, and ``grayscale`` a boolean; ``dataset``: a name.
     """
     classes = metadata.get("classes")
+    names = 2 if outputs == 1 else outputs  # a binary model: one logit, two classes
     if classes is not None and not (
-        isinstance(classes, list) and len(classes) == outputs and all(isinstance(c, (str, int)) for c in classes)
+        isinstance(classes, list) and len(classes) == names and all(isinstance(c, (str, int)) for c in classes)
     ):
-        raise ModelFileError(f"{path}: metadata 'classes' must list {outputs} names, one per output")
+        raise ModelFileError(f"{path}: metadata 'classes' must list {names} names, one per class")
     if not isinstance(metadata.get("dataset", ""), str):
         raise ModelFileError(f"{path}: metadata 'dataset' must be a name")
     if "task" in metadata:

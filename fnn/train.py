@@ -249,10 +249,6 @@ def predict_outputs(model, params, x, batch_size=1024, state=None):
     return out
 
 
-#: The name the outputs had when every model ended in logits.
-predict_logits = predict_outputs
-
-
 def predict_proba(model, params, x, batch_size=1024, state=None, task=None):
     """Probabilities: ``(n, classes)``, or ``(n,)`` of class 1 for a binary model.
 

@@ -174,7 +174,7 @@ def _hostile_models(run, folder):
         "python-path.npz": (write("python-path.npz", lambda m: m["model"]["layers"].__setitem__(0, {"type": "os.system"})),
                             "unknown layer type"),
         "absurd.npz": (write("absurd.npz", lambda m: m["model"]["layers"][0].update(units=10**9)), "declared"),
-        "classes.npz": (write("classes.npz", lambda m: m["metadata"].update(classes=["a"])), "one per output"),
+        "classes.npz": (write("classes.npz", lambda m: m["metadata"].update(classes=["a"])), "one per class"),
         "compressed.npz": (write("compressed.npz", compression=zipfile.ZIP_DEFLATED), "compressed"),
         "pipe.npz": (folder / "pipe.npz", "pipe.npz"),  # runs.model_path: not a run folder or model file
     }

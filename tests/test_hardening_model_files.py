@@ -516,8 +516,8 @@ def test_deeply_nested_json_is_refused(tmp_path, depth):
 @pytest.mark.parametrize(
     "metadata, match",
     [
-        ({"classes": ["a", "b"]}, "one per output"),
-        ({"classes": {"0": "a"}}, "one per output"),
+        ({"classes": ["a", "b"]}, "one per class"),
+        ({"classes": {"0": "a"}}, "one per class"),
         ({"classes": "abc"}, "one per output"),
         ({"classes": [["a"], "b", "c"]}, "one per output"),
         ({"preprocessing": {"mean": 0.5, "std": 0}}, "std must be > 0"),

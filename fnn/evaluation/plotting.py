@@ -611,7 +611,7 @@ def decision_boundary(model, params, x, y, path, classes=None, resolution=200, t
     gives). The lines are where the winning logit ties the runner-up (the logit is 0 for
     one output). Points the model gets wrong are crossed out; the title gives the share it gets right.
     """
-    from fnn.train import predict_logits
+    from fnn.train import predict_outputs
 
     x, y = np.asarray(x), np.asarray(y).ravel()
     if x.ndim != 2 or x.shape[1] != 2:
@@ -624,7 +624,7 @@ def decision_boundary(model, params, x, y, path, classes=None, resolution=200, t
 
     def classify(points):
         """``(classes, margin)``: the predicted class, and how far its logit is above the runner-up's."""
-        z = predict_logits(model, params, points.astype(dtype)).astype(np.float64)
+        z = predict_outputs(model, params, points.astype(dtype)).astype(np.float64)
         if z.shape[1] == 1:
             return (z[:, 0] > 0).astype(np.int64), np.abs(z[:, 0])
         top2 = np.sort(z, axis=1)[:, -2:]
