@@ -99,6 +99,21 @@ def test_conv_apply_runs_big_batches_in_pieces_with_the_same_result(monkeypatch)
     np.testing.assert_allclose(whole, conv_reference(x, params["w"], params["b"], (1, 1), "same"), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("use_ws", [False, True])
+def test_conv_backward_twice_gives_the_same_gradients(use_ws):
+    """The backward writes dcols over the patch matrix it no longer needs; a second call rebuilds the patches."""
+    conv = Conv2D(3, 3, stride=2)
+    x = random.normal(random.key(0), (2, 5, 6, 2), np.float64)
+    params = randomized(conv, x.shape)
+    ws = Workspace() if use_ws else fnn.workspace.FRESH
+    y, back = conv.vjp(params, x, ws=ws)
+    dy = random.normal(random.key(1), y.shape, np.float64)
+    first = copy.deepcopy(back(dy))
+    second = back(dy)
+    assert tree_equal(first[0], second[0]) and np.array_equal(first[1], second[1])
+    assert gradcheck.check_layer(conv, x.shape, params=params) <= TOL
+
+
 def test_conv_first_layer_skips_dx_and_bad_arguments_say_what_is_wrong():
     conv = Conv2D(2, 3)
     _, params = conv.init(random.key(0), (-1, 4, 4, 1))

@@ -18,7 +18,9 @@ those adds to run over long contiguous stretches, the input gradient is worked
 out batch-innermost. The GEMM writes ``dcols`` transposed as
 ``(kh, kw, c, oh, ow, n)`` (from ``dy`` copied to ``(oh, ow, n, f)``), the adds go
 into a ``(c, hp, wp, n)`` buffer, and one copy turns that back into NHWC ``dx``.
-In NHWC order, each add would move only ``c`` numbers at a time.
+In NHWC order, each add would move only ``c`` numbers at a time. ``dcols`` is
+written over ``cols``, which ``dw`` no longer needs (a second call of the same
+backward rebuilds ``cols``), and ``db`` is a GEMV with a vector of ones.
 
 >>> from fnn import random
 >>> conv = Conv2D(4, 3, padding="valid")
@@ -31,6 +33,9 @@ In NHWC order, each add would move only ``c`` numbers at a time.
 
 from __future__ import annotations
 
+import math
+from typing import NamedTuple
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -41,6 +46,16 @@ from fnn.workspace import FRESH
 
 #: Most im2col entries one inference chunk holds (32 MiB of float32): ``apply`` runs big batches in pieces.
 APPLY_CHUNK = 1 << 23
+
+
+class Geometry(NamedTuple):
+    """Where the windows of a convolution lie: kernel ``k``, stride ``s``, output size ``out = (oh, ow)``, zeros padded
+    ``pads = (top, bottom, left, right)``."""
+
+    k: tuple
+    s: tuple
+    out: tuple
+    pads: tuple
 
 
 @register("Conv2D")
@@ -57,82 +72,107 @@ def Conv2D(filters: int, kernel, stride=1, padding="same", w_init="he_uniform", 
     k, s, pad = pair(kernel, "Conv2D kernel"), pair(stride, "Conv2D stride"), padding_arg(padding)
     w_fn, b_fn = initializers.get(w_init), initializers.get(b_init)
 
-    def geometry(h, w):
-        """``((oh, ow), (top, bottom, left, right))``: output size and zero padding."""
+    def geometry(h, w) -> Geometry:
         (oh, top, bottom), (ow, left, right) = out_size(h, k[0], s[0], pad), out_size(w, k[1], s[1], pad)
-        return (oh, ow), (top, bottom, left, right)
+        return Geometry(k, s, (oh, ow), (top, bottom, left, right))
 
     def init(key, in_shape):
         h, w, c = image_shape(in_shape, "Conv2D")
-        (oh, ow), _ = geometry(h, w)
         k_w, k_b = random.split(key)
-        return (in_shape[0], oh, ow, filters), {"w": w_fn(k_w, (*k, c, filters)), "b": b_fn(k_b, (filters,))}
-
-    def im2col(x, ws):
-        """``cols: (n*oh*ow, kh*kw*c)``, row ``(n, o, p)`` = the window under output pixel ``(o, p)``."""
-        n, h, w, c = _nhwc(x)
-        (oh, ow), (top, bottom, left, right) = geometry(h, w)
-        if k == s == (1, 1) and not (top or bottom or left or right):
-            return x.reshape(n * h * w, c)  # every pixel is its own window
-        xp = x
-        if top or bottom or left or right:
-            xp = _pad_into(ws.array("x_pad", (n, top + h + bottom, left + w + right, c), x.dtype), x, top, left)
-        windows = sliding_window_view(xp, k, axis=(1, 2))[:, :: s[0], :: s[1]]  # (n, oh, ow, c, kh, kw), a view
-        cols = ws.array("cols", (n * oh * ow, k[0] * k[1] * c), x.dtype)
-        np.copyto(cols.reshape(n, oh, ow, *k, c), windows[:, :oh, :ow].transpose(0, 1, 2, 4, 5, 3))
-        return cols
+        return (in_shape[0], *geometry(h, w).out, filters), {"w": w_fn(k_w, (*k, c, filters)), "b": b_fn(k_b, (filters,))}
 
     def forward(params, x, ws):
-        """``(y, cols)``: ``y = cols @ w2 + b`` reshaped to ``(n, oh, ow, filters)``."""
+        """``(y, cols)``: ``y = cols @ w2 + b`` seen as ``(n, oh, ow, filters)``."""
+        geo = geometry(*_nhwc(x)[1:3])
         w2 = params["w"].reshape(-1, filters)
-        cols = im2col(x, ws)
-        (oh, ow), _ = geometry(*x.shape[1:3])
-        y = ws.array("y", (len(x), oh, ow, filters), np.result_type(x, w2))
-        np.matmul(cols, w2, out=y.reshape(-1, filters))
+        cols = im2col(x, geo, ws)
+        y = ws.array("y", (len(x), *geo.out, filters), np.result_type(x, w2))
+        matmul_into(cols, w2, y)
         y += params["b"]
         return y, cols
 
     def apply(params, x, key=None):
         n, h, w, c = _nhwc(x)
-        (oh, ow), _ = geometry(h, w)
-        rows = max(1, APPLY_CHUNK // (oh * ow * k[0] * k[1] * c))
+        rows = max(1, APPLY_CHUNK // (math.prod(geometry(h, w).out) * k[0] * k[1] * c))
         if n <= rows:
             return forward(params, x, FRESH)[0]
         return np.concatenate([forward(params, x[i : i + rows], FRESH)[0] for i in range(0, n, rows)])
 
     def vjp(params, x, key=None, ws=FRESH, need_dx=True):
         y, cols = forward(params, x, ws)
+        spent = []  # backward wrote dcols over cols: a second backward rebuilds cols first
 
         def backward(dy):
             g = ws.grads_like(params)
+            geo, n = geometry(*x.shape[1:3]), len(x)
             dy2 = dy.reshape(-1, filters)
-            _matmul_into(cols.T, dy2, g["w"])
-            np.sum(dy2, axis=0, out=g["b"])
-            return g, (input_grad(params["w"].reshape(-1, filters), dy, x.shape, ws) if need_dx else None)
+            cols_now = im2col(x, geo, ws) if spent else cols
+            matmul_into(cols_now.T, dy2, g["w"])
+            ones = ws.array("ones", (len(dy2),), dy.dtype)
+            ones.fill(1)
+            matmul_into(ones[None], dy2, g["b"])  # db = dy.sum(rows), as a GEMV: an axis-0 sum is slower
+            if not need_dx:
+                return g, None
+            w2 = params["w"].reshape(-1, filters)
+            dy_t = ws.array("dy_t", (*geo.out, n, filters), dy.dtype)  # batch-innermost: see the module docstring
+            np.copyto(dy_t, dy.transpose(1, 2, 0, 3))
+            dtype = np.result_type(dy, w2)
+            if cols_now.dtype == dtype and not np.may_share_memory(cols_now, x):  # cols is spent: dcols takes its memory
+                dcols_t = cols_now.reshape(-1).reshape(len(w2), len(dy2))
+                spent.append(True)
+            else:
+                dcols_t = ws.array("dcols_t", (len(w2), len(dy2)), dtype)
+            matmul_into(w2, dy_t.reshape(-1, filters).T, dcols_t)  # (dy @ w2.T).T
+            return g, col2im(dcols_t, x.shape, geo, ws)
 
         return y, backward
-
-    def input_grad(w2, dy, x_shape, ws):
-        """``dx = col2im(dy @ w2.T)``, worked out batch-innermost (see the module docstring)."""
-        n, h, w, c = x_shape
-        (oh, ow), (top, bottom, left, right) = geometry(h, w)
-        dtype = np.result_type(dy, w2)
-        dy_t = ws.array("dy_t", (oh, ow, n, filters), dy.dtype)
-        np.copyto(dy_t, dy.transpose(1, 2, 0, 3))
-        dcols_t = ws.array("dcols_t", (w2.shape[0], oh * ow * n), dtype)  # rows (i, j, c), columns (o, p, n)
-        np.matmul(w2, dy_t.reshape(-1, filters).T, out=dcols_t)
-        dcols_t = dcols_t.reshape(*k, c, oh, ow, n)
-        acc = ws.array("dx_t", (c, top + h + bottom, left + w + right, n), dtype)
-        acc.fill(0)
-        for i, j, view in window_views(acc, (oh, ow), k, s):  # view[c, o, p, n] = acc[c, o*sh + i, p*sw + j, n]
-            view += dcols_t[i, j]
-        dx = ws.array("dx", tuple(x_shape), dtype)
-        np.copyto(dx, acc[:, top : top + h, left : left + w].transpose(3, 1, 2, 0))
-        return dx
 
     spec = {"type": "Conv2D", "filters": filters, "kernel": spec_pair(k), "stride": spec_pair(s), "padding": pad,
             "w_init": w_init, "b_init": b_init}
     return layer(init, apply, vjp, spec)
+
+
+def im2col(x, geo: Geometry, ws=FRESH):
+    """``cols: (n*oh*ow, kh*kw*c)``: row ``(n, o, p)`` holds the window under output pixel ``(o, p)``, in ``(i, j, c)`` order."""
+    n, h, w, c = x.shape
+    (top, bottom, left, right), k, s = geo.pads, geo.k, geo.s
+    if k == s == (1, 1) and not any(geo.pads):
+        return x.reshape(n * h * w, c)  # every pixel is its own window
+    xp = x
+    if any(geo.pads):
+        xp = _pad_into(ws.array("x_pad", (n, top + h + bottom, left + w + right, c), x.dtype), x, top, left)
+    windows = sliding_window_view(xp, k, axis=(1, 2))[:, :: s[0], :: s[1]]  # (n, oh, ow, c, kh, kw), a view
+    (oh, ow) = geo.out
+    cols = ws.array("cols", (n * oh * ow, k[0] * k[1] * c), x.dtype)
+    np.copyto(cols.reshape(n, oh, ow, *k, c), windows[:, :oh, :ow].transpose(0, 1, 2, 4, 5, 3))
+    return cols
+
+
+def col2im(dcols_t, x_shape, geo: Geometry, ws=FRESH):
+    """``dx: (n, h, w, c)``, each window's gradient added back where it came from.
+
+    ``dcols_t: (kh*kw*c, oh*ow*n)`` is ``dcols`` transposed, its columns batch-innermost.
+    One whole-batch add per kernel offset into a ``(c, hp, wp, n)`` buffer, then one copy to NHWC.
+    """
+    n, h, w, c = x_shape
+    (top, bottom, left, right), (oh, ow) = geo.pads, geo.out
+    d = dcols_t.reshape(*geo.k, c, oh, ow, n)
+    acc = ws.array("dx_t", (c, top + h + bottom, left + w + right, n), dcols_t.dtype)
+    acc.fill(0)
+    for i, j, view in window_views(acc, geo.out, geo.k, geo.s):  # view[c, o, p, n] = acc[c, o*sh + i, p*sw + j, n]
+        view += d[i, j]
+    dx = ws.array("dx", tuple(x_shape), dcols_t.dtype)
+    np.copyto(dx, acc[:, top : top + h, left : left + w].transpose(3, 1, 2, 0))
+    return dx
+
+
+def matmul_into(a, b, out):
+    """``a @ b`` written into ``out``, an array of any shape holding ``a.shape[0] * b.shape[1]`` numbers: the GEMMs."""
+    m = out.reshape(a.shape[0], b.shape[1])
+    np.matmul(a, b, out=m)
+    if not np.may_share_memory(m, out):  # out was not contiguous: reshape made a copy
+        np.copyto(out, m.reshape(out.shape))
+    return out
 
 
 def _nhwc(x):
@@ -150,12 +190,3 @@ def _pad_into(buf, x, top, left):
     buf[:, top : top + h, left + w :] = 0
     buf[:, top : top + h, left : left + w] = x
     return buf
-
-
-def _matmul_into(a, b, out):
-    """``a @ b`` written into ``out``, an array of any shape holding ``a.shape[0] * b.shape[1]`` numbers."""
-    m = out.reshape(a.shape[0], b.shape[1])
-    np.matmul(a, b, out=m)
-    if not np.shares_memory(m, out):  # out was not contiguous: reshape made a copy
-        np.copyto(out, m.reshape(out.shape))
-    return out
