@@ -99,6 +99,21 @@ def test_conv_apply_runs_big_batches_in_pieces_with_the_same_result(monkeypatch)
     np.testing.assert_allclose(whole, conv_reference(x, params["w"], params["b"], (1, 1), "same"), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("batch", [48, 37, 96])
+def test_conv_gradients_of_a_big_batch_are_the_per_image_ones(batch):
+    """Past 32 images the input gradient is worked out in blocks of images (16, 8, 32, or the whole batch if none divides it)."""
+    conv = Conv2D(3, 3, stride=(1, 2))
+    x = random.normal(random.key(0), (batch, 5, 4, 2), np.float64)
+    params = randomized(conv, x.shape)
+    y, back = conv.vjp(params, x, ws=Workspace())
+    dy = random.normal(random.key(1), y.shape, np.float64)
+    g, dx = back(dy)
+    singles = [conv.grad(params, x[i : i + 1], dy[i : i + 1]) for i in range(batch)]
+    np.testing.assert_allclose(dx, np.concatenate([d for _, d in singles]), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(g["w"], sum(p["w"] for p, _ in singles), rtol=1e-10)
+    np.testing.assert_allclose(g["b"], dy.sum(axis=(0, 1, 2)), rtol=1e-10)
+
+
 @pytest.mark.parametrize("use_ws", [False, True])
 def test_conv_backward_twice_gives_the_same_gradients(use_ws):
     """The backward writes dcols over the patch matrix it no longer needs; a second call rebuilds the patches."""

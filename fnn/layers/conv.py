@@ -13,14 +13,16 @@ numbers) is contiguous in NHWC. Then ``y = cols @ w2 + b`` with
 
 **Backward.** ``dw = cols.T @ dy``, ``db = dy.sum(rows)`` and ``dx = col2im(dy @ w2.T)``.
 col2im adds each kernel offset's slice of ``dcols`` into the padded input
-gradient: a loop over the ``kh*kw`` offsets, each one whole-batch array add. For
-those adds to run over long contiguous stretches, the input gradient is worked
-out batch-innermost. The GEMM writes ``dcols`` transposed as
-``(kh, kw, c, oh, ow, n)`` (from ``dy`` copied to ``(oh, ow, n, f)``), the adds go
-into a ``(c, hp, wp, n)`` buffer, and one copy turns that back into NHWC ``dx``.
-In NHWC order, each add would move only ``c`` numbers at a time. ``dcols`` is
-written over ``cols``, which ``dw`` no longer needs (a second call of the same
-backward rebuilds ``cols``), and ``db`` is a GEMV with a vector of ones.
+gradient: a loop over the ``kh*kw`` offsets, each one whole-batch array add. In
+NHWC order each add would move only ``c`` numbers at a time, so the input
+gradient is worked out batch-innermost, in blocks of ``b`` images (16 for a batch
+of 128): the GEMM writes ``dcols`` transposed, rows ``(i, j, c)`` and columns
+``(block, o, p, image)`` (from ``dy`` copied to ``(blocks, oh, ow, b, f)``), the
+adds run over stretches of ``ow*b`` numbers into a ``(blocks, c, hp, wp, b)``
+buffer, and one copy, a block (a few MB, cache-sized) at a time, turns that
+back into NHWC ``dx``. ``dcols`` is written over ``cols``, which ``dw`` no longer
+needs (a second call of the same backward rebuilds ``cols``), and ``db`` is a
+GEMV with a vector of ones.
 
 >>> from fnn import random
 >>> conv = Conv2D(4, 3, padding="valid")
@@ -114,8 +116,9 @@ def Conv2D(filters: int, kernel, stride=1, padding="same", w_init="he_uniform", 
             if not need_dx:
                 return g, None
             w2 = params["w"].reshape(-1, filters)
-            dy_t = ws.array("dy_t", (*geo.out, n, filters), dy.dtype)  # batch-innermost: see the module docstring
-            np.copyto(dy_t, dy.transpose(1, 2, 0, 3))
+            blocks, b = batch_blocks(n)  # batch-innermost in blocks of b images: see the module docstring
+            dy_t = ws.array("dy_t", (blocks, *geo.out, b, filters), dy.dtype)
+            np.copyto(dy_t, dy.reshape(blocks, b, *geo.out, filters).transpose(0, 2, 3, 1, 4))
             dtype = np.result_type(dy, w2)
             if cols_now.dtype == dtype and not np.may_share_memory(cols_now, x):  # cols is spent: dcols takes its memory
                 dcols_t = cols_now.reshape(-1).reshape(len(w2), len(dy2))
@@ -151,19 +154,27 @@ def im2col(x, geo: Geometry, ws=FRESH):
 def col2im(dcols_t, x_shape, geo: Geometry, ws=FRESH):
     """``dx: (n, h, w, c)``, each window's gradient added back where it came from.
 
-    ``dcols_t: (kh*kw*c, oh*ow*n)`` is ``dcols`` transposed, its columns batch-innermost.
-    One whole-batch add per kernel offset into a ``(c, hp, wp, n)`` buffer, then one copy to NHWC.
+    ``dcols_t: (kh*kw*c, oh*ow*n)`` is ``dcols`` transposed, its columns ordered
+    ``(block, o, p, image)`` (see :func:`batch_blocks`). One whole-batch add per
+    kernel offset into a ``(blocks, c, hp, wp, b)`` buffer, then one copy to NHWC.
     """
     n, h, w, c = x_shape
     (top, bottom, left, right), (oh, ow) = geo.pads, geo.out
-    d = dcols_t.reshape(*geo.k, c, oh, ow, n)
-    acc = ws.array("dx_t", (c, top + h + bottom, left + w + right, n), dcols_t.dtype)
+    blocks, b = batch_blocks(n)
+    d = dcols_t.reshape(*geo.k, c, blocks, oh, ow, b)
+    acc = ws.array("dx_t", (blocks, c, top + h + bottom, left + w + right, b), dcols_t.dtype)
     acc.fill(0)
-    for i, j, view in window_views(acc, geo.out, geo.k, geo.s):  # view[c, o, p, n] = acc[c, o*sh + i, p*sw + j, n]
-        view += d[i, j]
+    for i, j, view in window_views(acc.transpose(1, 0, 2, 3, 4), geo.out, geo.k, geo.s, axis=2):
+        view += d[i, j]  # view[c, block, o, p, image] = acc[block, c, o*sh + i, p*sw + j, image]
     dx = ws.array("dx", tuple(x_shape), dcols_t.dtype)
-    np.copyto(dx, acc[:, top : top + h, left : left + w].transpose(3, 1, 2, 0))
+    np.copyto(dx.reshape(blocks, b, h, w, c), acc[:, :, top : top + h, left : left + w].transpose(0, 4, 2, 3, 1))
     return dx
+
+
+def batch_blocks(n: int) -> tuple[int, int]:
+    """``(blocks, b)``: the batch of ``n`` as ``blocks`` blocks of ``b`` images, ``b`` 16 (or 8 or 32) when it divides ``n``."""
+    b = n if n <= 32 else next((b for b in (16, 8, 32) if n % b == 0), n)
+    return n // b, b
 
 
 def matmul_into(a, b, out):

@@ -87,7 +87,10 @@ def BatchNorm(momentum: float = 0.9, eps: float = 1e-5) -> Layer:
         if m < 2:
             raise ValueError(f"BatchNorm training needs more than one value per channel, got input shape {x.shape}: use a batch of 2 or more")
         dtype = np.result_type(x, params["scale"])
-        mu = np.mean(x2, axis=0, out=ws.array("mu", (c,), dtype))
+        ones = ws.array("ones", (m,), dtype)
+        ones.fill(1)
+        mu = np.matmul(ones, x2, out=ws.array("mu", (c,), dtype))  # column sums as a GEMV: an axis-0 sum is slower
+        mu *= 1.0 / m
         xhat = ws.array("xhat", x.shape, dtype)
         xh2 = xhat.reshape(-1, c)
         np.subtract(x2, mu, out=xh2)
@@ -104,7 +107,7 @@ def BatchNorm(momentum: float = 0.9, eps: float = 1e-5) -> Layer:
         def backward(dy):
             g = ws.grads_like(params)
             dy2 = dy.reshape(-1, c)
-            np.sum(dy2, axis=0, out=g["shift"])
+            np.matmul(ones, dy2, out=g["shift"])
             np.einsum("ij,ij->j", dy2, xh2, out=g["scale"])
             if not need_dx:
                 return g, None

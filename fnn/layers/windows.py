@@ -81,10 +81,13 @@ def image_shape(in_shape, who: str) -> tuple[int, int, int]:
     return tuple(int(d) for d in in_shape[1:])
 
 
-def window_views(x, out_hw, k, s):
+def window_views(x, out_hw, k, s, axis=1):
     """``[(i, j, view)]``, one per window offset: ``view[:, o, p, :] = x[:, o*sh + i, p*sw + j, :]``.
 
-    Axes 1 and 2 of the 4-D ``x`` are the image's rows and columns; each view has ``oh`` rows and ``ow`` columns.
+    Axes ``axis`` and ``axis + 1`` of ``x`` are the image's rows and columns (1 and 2 for NHWC);
+    each view has ``oh`` rows and ``ow`` columns there.
     """
     (oh, ow), (kh, kw), (sh, sw) = out_hw, k, s
-    return [(i, j, x[:, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw, :]) for i in range(kh) for j in range(kw)]
+    lead = (slice(None),) * axis
+    return [(i, j, x[(*lead, slice(i, i + sh * (oh - 1) + 1, sh), slice(j, j + sw * (ow - 1) + 1, sw))])
+            for i in range(kh) for j in range(kw)]
