@@ -66,7 +66,7 @@ def fnn_layers(net):
 
 
 def data(quick):
-    n = 32 if quick else BATCH
+    n = 16 if quick else BATCH
     x = random.uniform(random.key(0), (n, 784))
     y = random.permutation(random.key(1), 10 * n)[:n] % 10
     return x, y
@@ -274,7 +274,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--reps", type=int, default=30, help="timed batches per figure (default 30)")
     ap.add_argument("--threads", type=int, default=0, help="BLAS (and PyTorch) threads; 0: their defaults")
-    ap.add_argument("--quick", action="store_true", help="batch 32, 3 reps: a smoke run")
+    ap.add_argument("--quick", action="store_true", help="batch 16, 2 reps: a smoke run")
     ap.add_argument("--net", choices=NETS, action="append", help="one net only (default: both)")
     ap.add_argument("--no-torch", action="store_true", help="skip PyTorch even if it is installed")
     ap.add_argument("--clock", choices=CLOCKS, default="wall", help="wall (default) or cpu: this process's CPU time")
@@ -282,7 +282,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     global clock_now
     clock_now = CLOCKS[args.clock]
-    reps = 3 if args.quick else args.reps
+    reps = 2 if args.quick else args.reps
     if args.torch_worker:
         return torch_worker(args.torch_worker, reps, args.quick, args.threads)
     from threadpoolctl import threadpool_limits
