@@ -20,8 +20,9 @@ of 128): the GEMM writes ``dcols`` transposed, rows ``(i, j, c)`` and columns
 ``(block, o, p, image)`` (from ``dy`` copied to ``(blocks, oh, ow, b, f)``), the
 adds run over stretches of ``ow*b`` numbers into a ``(blocks, c, hp, wp, b)``
 buffer, and one copy turns that back into NHWC ``dx`` (reading one block, a few
-MB, at a time: a whole-batch ``(c, hp, wp, n)`` buffer made this copy about 4x slower). ``dcols`` is written over ``cols``, which ``dw`` no longer
-needs (a second call of the same backward rebuilds ``cols``), and ``db`` is a
+MB, at a time: from a whole-batch ``(c, hp, wp, n)`` buffer this copy took about
+4x longer). ``dcols`` is written over ``cols``, which ``dw`` no longer needs (a
+second call of the same backward rebuilds ``cols``), and ``db`` is a
 GEMV with a vector of ones.
 
 >>> from fnn import random
