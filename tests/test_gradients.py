@@ -21,9 +21,17 @@ LAYER_CASES = {
     "Identity": [(layers.Identity, (4,))],
     "Flatten": [(layers.Flatten, (2, 3, 2))],
     "Dropout": [(layers.Dropout(0.5), (8,)), (layers.Dropout(0.0), (3,))],
+    "Reshape": [(layers.Reshape((3, 2)), (6,)), (layers.Reshape("2,-1"), (2, 3))],
+    "Conv2D": [(layers.Conv2D(2, 3), (4, 3, 2)), (layers.Conv2D(3, "2,3", stride=2, padding="valid"), (5, 6, 1))],
+    "MaxPool2D": [(layers.MaxPool2D(2), (4, 4, 2)), (layers.MaxPool2D(3, 1), (4, 5, 1))],
+    "AvgPool2D": [(layers.AvgPool2D(2), (4, 2, 2)), (layers.AvgPool2D(2, 1), (3, 3, 2))],
+    "GlobalAvgPool": [(layers.GlobalAvgPool, (3, 2, 2))],
+    "BatchNorm": [(layers.BatchNorm(), (2, 2, 3)), (layers.BatchNorm(0.5, 1e-3), (3, 1, 2))],  # (n, f) at batch >= 2: tests/test_conv.py
     "serial": [
         (layers.serial(layers.Dense(6), layers.Tanh, layers.Dropout(0.3), layers.Dense(4), layers.Softmax), (5,)),
         (layers.serial(layers.Flatten, layers.mlp([6, 5, 3], "sigmoid")), (2, 3)),
+        (layers.serial(layers.Reshape((4, 4, 1)), layers.Conv2D(2, 3), layers.Tanh, layers.BatchNorm(), layers.MaxPool2D(2),
+                       layers.Conv2D(2, 1), layers.GlobalAvgPool, layers.Dense(2)), (16,)),
     ],
 }
 
