@@ -314,3 +314,13 @@ def test_summary_of_784_128_64_10():
     assert "109,386 parameters" in text and "100,480" in text and "(None, 64)" in text
     nested = fnn.summary(fnn.serial(fnn.Flatten, fnn.mlp([6, 4, 2])), (-1, 2, 3))
     assert [r.name for r in nested.rows] == ["0", "1.0", "1.1", "1.2"] and nested.total == 6 * 4 + 4 + 4 * 2 + 2
+
+
+def test_runs_show_prints_the_model_summary(cli_runner, cli_app, small_npz, tmp_path):
+    from fnn.training.config import FitConfig
+    from fnn.training.experiment import fit_config
+
+    fit_config(FitConfig(dataset=str(small_npz), arch=(784, 16, 10), epochs=1), tmp_path / "r")
+    r = cli_runner.invoke(cli_app, ["runs", "show", str(tmp_path / "r")])
+    assert r.exit_code == 0, r.output
+    assert "total: 12,730 parameters" in r.output and "(None, 16)" in r.output and "12,560" in r.output

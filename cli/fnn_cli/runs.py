@@ -115,7 +115,7 @@ def table(records, columns) -> list[str]:
 @runs.command()
 @click.argument("run", type=click.Path())
 def show(run):
-    """Show a run's summary, configuration and per-epoch metrics.
+    """Show a run's summary, its model's layers (output shapes, parameters), configuration and per-epoch metrics.
 
     \b
     Example:
@@ -129,6 +129,16 @@ def show(run):
     except fruns.RunError as e:
         fail(str(e))
     click.echo(json.dumps(summary, indent=2) if summary else f"{run}: no summary yet: {fruns.run_status(run)['text']}")
+    model_file = fruns.Path(run) / fruns.MODEL
+    if model_file.is_file():
+        import fnn
+        from fnn.serialization import ModelFileError
+
+        try:
+            loaded = fnn.load_model(model_file)
+            click.echo("\nmodel:\n" + str(fnn.summary(loaded.model, loaded.input_shape)))
+        except ModelFileError as e:
+            click.echo(f"\nmodel: cannot be read ({e})")
     cfg = fruns.Path(run) / fruns.CONFIG
     if cfg.is_file():
         click.echo("\nconfig:\n" + cfg.read_text())
