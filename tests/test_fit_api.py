@@ -324,3 +324,23 @@ def test_runs_show_prints_the_model_summary(cli_runner, cli_app, small_npz, tmp_
     r = cli_runner.invoke(cli_app, ["runs", "show", str(tmp_path / "r")])
     assert r.exit_code == 0, r.output
     assert "total: 12,730 parameters" in r.output and "(None, 16)" in r.output and "12,560" in r.output
+
+
+def test_augment_gets_a_key_per_step_and_resumes_exactly(tmp_path):
+    x, y = blobs()
+    seen = []
+
+    def jitter(xb, key):
+        seen.append(tuple(int(w) for w in key))
+        return xb + 0.1 * random.normal(key, xb.shape)
+
+    kw = dict(epochs=3, batch_size=50, seed=4, augment=jitter, verbose=0)
+    whole = fnn.fit(fnn.mlp([2, 8, 3]), x, y, **kw)
+    assert len(seen) == 18 and len(set(seen)) == 18, "one fresh key per batch"
+    plain = fnn.fit(fnn.mlp([2, 8, 3]), x, y, epochs=3, batch_size=50, seed=4, verbose=0)
+    assert not tree_equal(whole.params, plain.params), "the augmentation was applied"
+    ckpt = tmp_path / "c.npz"
+    with pytest.raises(Interrupted):
+        fnn.fit(fnn.mlp([2, 8, 3]), x, y, checkpoint=ckpt, callbacks=[Interrupt(1, 2)], **kw)
+    again = fnn.fit(fnn.mlp([2, 8, 3]), x, y, checkpoint=ckpt, resume=True, **kw)
+    assert tree_equal(again.params, whole.params)

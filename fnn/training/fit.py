@@ -227,7 +227,8 @@ def _check_targets(task, y, outputs, where):
 def fit(model, x, y, *, loss=losses.softmax_cross_entropy, optimizer=None, epochs=10, batch_size=128,
         validation_data=None, validation_split=0.0, callbacks=(), seed=0, key=None, params=None, opt_state=None,
         state=None, in_shape=None, penalty=None, class_weight=None, sample_weight=None, transform=None, shuffle=True,
-        verbose=None, checkpoint=None, resume=False, diverge_factor=DIVERGENCE_FACTOR, info=None, threads=None) -> FitResult:
+        verbose=None, checkpoint=None, resume=False, diverge_factor=DIVERGENCE_FACTOR, info=None, threads=None,
+        augment=None) -> FitResult:
     """Train ``model`` on ``(x, y)``; returns a :class:`FitResult` (params, optimizer and model state, history).
 
     Args:
@@ -249,6 +250,8 @@ def fit(model, x, y, *, loss=losses.softmax_cross_entropy, optimizer=None, epoch
         sample_weight (one per example) weigh the loss.
       transform: ``transform(batch, ws)`` turning stored batches into float32 (e.g. :func:`fnn.batching.to_float`).
       shuffle: a new seeded order each epoch (else the stored order).
+      augment: ``augment(batch, key) -> batch`` on each stored training batch before ``transform``
+        (e.g. :func:`fnn.datasets.augment.affine`); its keys derive from the run's key, epoch and step.
       verbose: None shows progress on a terminal and nothing when piped; 0 never; 1 bar and lines; 2 lines.
       checkpoint, resume: a path where the whole training state is written after every epoch
         (atomically, and on Ctrl-C or SIGTERM); with ``resume`` training goes on from it, bit for bit.
@@ -268,7 +271,8 @@ def fit(model, x, y, *, loss=losses.softmax_cross_entropy, optimizer=None, epoch
                        validation_data=validation_data, validation_split=validation_split, callbacks=callbacks, seed=seed,
                        key=key, params=params, opt_state=opt_state, state=state, in_shape=in_shape, penalty=penalty,
                        class_weight=class_weight, sample_weight=sample_weight, transform=transform, shuffle=shuffle,
-                       verbose=verbose, checkpoint=checkpoint, resume=resume, diverge_factor=diverge_factor, info=info)
+                       verbose=verbose, checkpoint=checkpoint, resume=resume, diverge_factor=diverge_factor, info=info,
+                       augment=augment)
     epochs, batch_size = _whole("epochs", epochs, 1), _whole("batch_size", batch_size, 1)
     if not (isinstance(validation_split, (int, float)) and 0 <= validation_split < 1):
         raise ValueError(f"validation_split must be a fraction in [0, 1), got {validation_split!r}")
@@ -276,6 +280,7 @@ def fit(model, x, y, *, loss=losses.softmax_cross_entropy, optimizer=None, epoch
     tasks.check_model_fits_loss(model, loss)
     root = random.key(_whole("seed", seed, 0)) if key is None else np.asarray(key, np.uint32)
     k_init, k_split, k_shuffle, k_dropout = random.split(root, 4)
+    k_augment = random.fold_in(root, 0xA06)  # its own stream: the other keys stay as they were
 
     x, y = np.asarray(x), np.asarray(y)
     if len(x) != len(y):
@@ -351,7 +356,8 @@ def fit(model, x, y, *, loss=losses.softmax_cross_entropy, optimizer=None, epoch
             loop.call("on_epoch_begin", epoch, {})
             ek_drop = random.fold_in(k_dropout, epoch) if model.uses_key else None
             batches = batching.iterate_batches(x, y, batch_size, random.fold_in(k_shuffle, epoch) if shuffle else None,
-                                               transform=transform, start=run.cursor, ws=ws.child("batches"), weights=weights)
+                                               transform=transform, start=run.cursor, ws=ws.child("batches"), weights=weights,
+                                               augment=augment, augment_key=random.fold_in(k_augment, epoch))
             for step, batch in enumerate(batches, start=run.cursor):
                 key = random.fold_in(ek_drop, step) if ek_drop is not None else None
                 try:  # in place: params and opt_state are the step's own buffers from the second step on
