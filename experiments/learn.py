@@ -31,8 +31,8 @@ from fnn.training.config import SCHEDULES, FitConfig
 
 
 def train(model, x, y, loss, optimizer, epochs, batch_size, seed=0):
-    """``fnn.training.fit`` on one BLAS thread (for matrices this small more threads only get in each other's way); returns the params."""
-    return fnn.training.fit(model, x, y, loss=loss, optimizer=optimizer, epochs=epochs, batch_size=batch_size, seed=seed,
+    """``fnn.fit`` on one BLAS thread (for matrices this small more threads only get in each other's way); returns the params."""
+    return fnn.fit(model, x, y, loss=loss, optimizer=optimizer, epochs=epochs, batch_size=batch_size, seed=seed,
                    threads=1, verbose=0).params
 
 
@@ -73,7 +73,7 @@ def optimizer_pictures(out):
 
 
 def schedules_picture(out, steps_per_epoch=100):
-    """``FitConfig``'s schedules as ``fnn.training.fit.build_optimizer`` makes them: 10 epochs, 1 of warm-up."""
+    """``FitConfig``'s schedules as ``fnn.training.experiment.build_optimizer`` makes them: 10 epochs, 1 of warm-up."""
     cfg = FitConfig(warmup=1)
     total = steps_per_epoch * cfg.epochs
     schedules = {name: optim.schedule_by_name(name, cfg.lr, total, cfg.warmup * steps_per_epoch, cfg.lr_floor)

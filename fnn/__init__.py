@@ -10,7 +10,7 @@ gradient is written by hand and checked against finite differences.
 >>> params["0"]["w"].shape
 (784, 128)
 
-``fnn.training.fit(model, x, y, ...)`` trains any model on arrays (:mod:`fnn.training.fit`).
+``fnn.fit(model, x, y, ...)`` trains any model on arrays (:mod:`fnn.training.fit`).
 Importing ``fnn`` loads only NumPy and attrs; plotting, YAML, the CLI
 (``fnn_cli``) and the web pad (``fnn_web``) load when used.
 """

@@ -8,7 +8,7 @@ and a target ``t``:
 - ``value_and_grad(z, t, weights=None) -> (float, dz)``: both from one pass.
 
 ``weights`` (one number per example, e.g. from ``class_weight`` or
-``sample_weight`` in :func:`fnn.training.fit`) weigh each example's loss: the sum of
+``sample_weight`` in :func:`fnn.fit`) weigh each example's loss: the sum of
 ``w_i l_i`` divided by the batch size, as Keras reduces them.
 
 A :class:`Penalty` is the same over a parameter pytree: ``apply(params) -> float``,

@@ -3,7 +3,7 @@
 - :func:`make_train_step`: a pure step; it returns new arrays and changes nothing it is given.
 - :func:`make_inplace_train_step`: the same step writing into a workspace it
   owns (:mod:`fnn.workspace`), so a loop makes its buffers once; given back
-  its own last results, it updates them in place. :func:`fnn.training.fit` uses it.
+  its own last results, it updates them in place. :func:`fnn.fit` uses it.
 
 Both run the same layer, loss and optimizer code, so they give the same bits.
 The metrics a step reports follow the loss (:mod:`fnn.tasks`): ``accuracy``

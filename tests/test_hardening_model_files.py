@@ -518,8 +518,8 @@ def test_deeply_nested_json_is_refused(tmp_path, depth):
     [
         ({"classes": ["a", "b"]}, "one per class"),
         ({"classes": {"0": "a"}}, "one per class"),
-        ({"classes": "abc"}, "one per output"),
-        ({"classes": [["a"], "b", "c"]}, "one per output"),
+        ({"classes": "abc"}, "one per class"),
+        ({"classes": [["a"], "b", "c"]}, "one per class"),
         ({"preprocessing": {"mean": 0.5, "std": 0}}, "std must be > 0"),
         ({"preprocessing": {"mean": [0.5] * 3, "std": [1.0] * 3}}, "4 numbers"),
         ({"preprocessing": {"mean": "0.5", "std": 1.0}}, "mean must be"),

@@ -121,7 +121,7 @@ def test_a_recorded_grid_is_shown_even_where_it_does_not_vary_and_without_one_th
 
 
 def test_runs_one_level_down_are_listed_as_folder_slash_run(cli_runner, cli_app, sweep_dir, small_npz, tmp_path):
-    from fnn.training.fit import fit
+    from fnn.training.experiment import fit_config as fit
 
     root = tmp_path / "runs"
     shutil.copytree(sweep_dir, root / "sweep-1")

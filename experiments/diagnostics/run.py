@@ -4,7 +4,7 @@
     python experiments/diagnostics/run.py init depth              # some of them
     python experiments/diagnostics/run.py --quick --out /tmp/d    # a smoke run on 1000 examples (the tests use it)
 
-Every run is ``fnn.training.fit.fit(FitConfig(..., diagnostics=True))`` on MNIST with
+Every run is ``fnn.training.experiment.fit_config(FitConfig(..., diagnostics=True))`` on MNIST with
 seed 0 and one BLAS thread; the run folders go to a temporary folder (or
 ``--runs``). Each experiment writes ``results.md`` (a Markdown table),
 ``results.json`` and its pictures to ``OUT/<experiment>/``.

@@ -1,4 +1,4 @@
-"""Callbacks for :func:`fnn.training.fit`: they watch training and steer it between epochs, as in Keras.
+"""Callbacks for :func:`fnn.fit`: they watch training and steer it between epochs, as in Keras.
 
 A callback is an object with any of these methods (subclass :class:`Callback`
 for the defaults); ``logs`` is a dict of figures:
@@ -297,7 +297,7 @@ def _figures(logs, names):
 
 
 class ProgressBar(Callback):
-    """What :func:`fnn.training.fit` shows with ``verbose``: one line per epoch; on a terminal a live bar while it runs.
+    """What :func:`fnn.fit` shows with ``verbose``: one line per epoch; on a terminal a live bar while it runs.
 
     On a terminal (``tty``) each epoch draws one live line, a bar with the running loss, redrawn in
     place (``\\r`` + the text + ``\\x1b[K``, clear to end of line) at most every ``REDRAW`` seconds; at

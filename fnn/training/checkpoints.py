@@ -1,4 +1,4 @@
-"""Training checkpoints: everything :func:`fnn.training.fit` needs to go on exactly where it stopped.
+"""Training checkpoints: everything :func:`fnn.fit` needs to go on exactly where it stopped.
 
 A checkpoint is an fnn ``.npz`` file (:mod:`fnn.serialization`: no pickle,
 atomic writes) holding the arrays of :class:`TrainState` (params, optimizer

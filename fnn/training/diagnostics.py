@@ -162,7 +162,7 @@ class Diagnostics:
       rows: earlier rows (when resuming): their warnings are not given again.
 
     Use: ``measure`` at the start, then per epoch ``epoch_begin(params)`` and
-    ``epoch_end(epoch, params, record) -> [new warnings]``. ``fnn.training.fit`` does this
+    ``epoch_end(epoch, params, record) -> [new warnings]``. ``fnn.fit`` does this
     when ``FitConfig(diagnostics=True)``; a hand-written loop can do the same.
     """
 

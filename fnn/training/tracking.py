@@ -34,7 +34,7 @@ from fnn.training.config import ConfigError, FitConfig, read_mapping, suggest_ke
 
 #: Keys every record has.
 META = ("run", "path", "state", "status", "epochs_done")
-#: The scalar keys ``summary.json`` holds (:func:`fnn.training.fit.fit`), besides the config keys it repeats.
+#: The scalar keys ``summary.json`` holds (:func:`fnn.training.experiment.fit_config`), besides the config keys it repeats.
 SUMMARY_KEYS = ("test_accuracy", "test_loss", "val_accuracy", "best_epoch", "stopped_early", "train_seconds", "params",
                 "data_source", "val_indices_sha256", "fnn_version", "numpy_version", "python_version")
 #: The keys a query may name though no run holds them yet.
