@@ -31,7 +31,8 @@ def epoch_order(n: int, key=None) -> np.ndarray:
     return random.permutation(key, n) if key is not None else np.arange(n)
 
 
-def iterate_batches(x, y, batch_size, key=None, drop_last=False, transform=None, start=0, ws=FRESH):
+def iterate_batches(x, y, batch_size, key=None, drop_last=False, transform=None, start=0, ws=FRESH, weights=None,
+                    augment=None, augment_key=None):
     """Yield ``(transform(x[idx], ws), y[idx])`` for consecutive slices ``idx`` of the epoch's order.
 
     Args:
@@ -41,19 +42,25 @@ def iterate_batches(x, y, batch_size, key=None, drop_last=False, transform=None,
       transform: ``transform(xb, ws)`` applied to each gathered batch (e.g. :func:`to_float`).
       start: index of the first batch to yield (to resume mid-epoch).
       ws: where batches are gathered and converted; new arrays by default.
+      weights: one weight per example: batches are then ``(x, y, weights[idx])``.
+      augment: ``augment(xb, key) -> xb`` applied to each gathered batch before ``transform``
+        (random shifts, rotations, ...), with ``key = fold_in(augment_key, b)`` for batch ``b``.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if start < 0:
         raise ValueError(f"start must be >= 0, got {start}")
     n = len(x)
-    if len(y) != n:
-        raise ValueError(f"x has {n} rows but y has {len(y)}")
+    if len(y) != n or (weights is not None and len(weights) != n):
+        raise ValueError(f"x has {n} rows but y has {len(y)}" + ("" if weights is None else f" and weights {len(weights)}"))
     order, x = epoch_order(n, key), np.asarray(x)
     for b in range(start, num_batches(n, batch_size, drop_last)):
         idx = order[b * batch_size : (b + 1) * batch_size]
         xb = np.take(x, idx, axis=0, out=ws.array("gathered", (len(idx),) + x.shape[1:], x.dtype), mode="clip")  # idx is in range
-        yield (transform(xb, ws.child("transform")) if transform is not None else xb), np.take(y, idx, axis=0)
+        if augment is not None:
+            xb = augment(xb, random.fold_in(augment_key, b))
+        xb = transform(xb, ws.child("transform")) if transform is not None else xb
+        yield (xb, np.take(y, idx, axis=0)) if weights is None else (xb, np.take(y, idx, axis=0), np.take(weights, idx))
 
 
 def to_float(x, ws=FRESH, scale=1.0 / 255.0, dtype=np.float32):

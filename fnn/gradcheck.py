@@ -69,14 +69,14 @@ def check_layer(layer, in_shape, key=None, x=None, params=None, h=1e-6, state=No
     return max(errors)
 
 
-def check_loss(loss, z, t, h=1e-6) -> float:
-    """Relative error of ``loss.grad(z, t)`` (and of ``value_and_grad``) against central differences in ``z``."""
+def check_loss(loss, z, t, h=1e-6, weights=None) -> float:
+    """Relative error of ``loss.grad(z, t, weights)`` (and of ``value_and_grad``) against central differences in ``z``."""
     z = np.array(z, np.float64)
-    numeric = numeric_grad(lambda: loss.apply(z, t), z, h)
-    value, fused = loss.value_and_grad(z, t)
-    if not np.isclose(value, loss.apply(z, t), rtol=1e-12):
+    numeric = numeric_grad(lambda: loss.apply(z, t, weights), z, h)
+    value, fused = loss.value_and_grad(z, t, weights)
+    if not np.isclose(value, loss.apply(z, t, weights), rtol=1e-12):
         return float("inf")
-    return max(relative_error(loss.grad(z, t), numeric), relative_error(fused, numeric))
+    return max(relative_error(loss.grad(z, t, weights), numeric), relative_error(fused, numeric))
 
 
 def check_penalty(penalty, params, h=1e-6) -> float:

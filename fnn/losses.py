@@ -3,9 +3,13 @@
 A :class:`Loss` holds three pure functions of a prediction ``z`` (batch first)
 and a target ``t``:
 
-- ``apply(z, t) -> float``: the loss, averaged over the batch;
-- ``grad(z, t) -> dz``: ``dL/dz``, same shape and dtype as ``z``;
-- ``value_and_grad(z, t) -> (float, dz)``: both from one pass.
+- ``apply(z, t, weights=None) -> float``: the loss, averaged over the batch;
+- ``grad(z, t, weights=None) -> dz``: ``dL/dz``, same shape and dtype as ``z``;
+- ``value_and_grad(z, t, weights=None) -> (float, dz)``: both from one pass.
+
+``weights`` (one number per example, e.g. from ``class_weight`` or
+``sample_weight`` in :func:`fnn.fit`) weigh each example's loss: the sum of
+``w_i l_i`` divided by the batch size, as Keras reduces them.
 
 A :class:`Penalty` is the same over a parameter pytree: ``apply(params) -> float``,
 ``grad(params) -> tree``.
@@ -27,35 +31,74 @@ class Loss(NamedTuple):
     grad: Callable
     value_and_grad: Callable
     name: str
+    #: what the model's outputs are for this loss, and so which metrics and predictions follow (:mod:`fnn.tasks`):
+    #: "classification" (logits), "probabilities" (a Softmax output), "binary" (logits of 0/1 targets), "regression".
+    task: str = "classification"
 
 
-def loss(name, value_and_grad) -> Loss:
-    """A :class:`Loss` from its fused ``value_and_grad``."""
-    return Loss(lambda z, t: value_and_grad(z, t)[0], lambda z, t: value_and_grad(z, t)[1], value_and_grad, name)
+def loss(name, value_and_grad, task="classification") -> Loss:
+    """A :class:`Loss` from its fused ``value_and_grad(z, t, weights=None)``."""
+    return Loss(
+        lambda z, t, weights=None: value_and_grad(z, t, weights)[0],
+        lambda z, t, weights=None: value_and_grad(z, t, weights)[1],
+        value_and_grad,
+        name,
+        task,
+    )
 
 
-def _mse(z, t):
-    """``L = mean((z - t)**2)`` over all elements; ``dz = 2 (z - t) / z.size``."""
+def _row_weights(weights, z):
+    """Per-example weights ``(batch,)`` as a column ``(batch, 1, ...)`` broadcasting against ``z``."""
+    w = np.asarray(weights, dtype=z.dtype)
+    if w.shape != (len(z),):
+        raise ValueError(f"weights must hold one number per example, shape ({len(z)},); got {w.shape}")
+    return w.reshape((len(z),) + (1,) * (z.ndim - 1))
+
+
+def _mse(z, t, weights=None):
+    """``L = mean((z - t)**2)`` over all elements; ``dz = 2 (z - t) / z.size``.
+
+    With per-example ``weights`` ``w``: ``L = sum(w_i (z_i - t_i)**2) / z.size``, ``dz_i = 2 w_i (z_i - t_i) / z.size``.
+    """
     d = z - np.asarray(t, dtype=z.dtype).reshape(z.shape)
-    return float(np.vdot(d, d)) / d.size, d * z.dtype.type(2.0 / d.size)
+    if weights is None:
+        return float(np.vdot(d, d)) / d.size, d * z.dtype.type(2.0 / d.size)
+    w = _row_weights(weights, z)
+    return float((w * d * d).sum()) / d.size, d * w * z.dtype.type(2.0 / d.size)
 
 
-mse = loss("mse", _mse)
+mse = loss("mse", _mse, "regression")
 
 
-def _bce_logits(z, t):
+def _mae(z, t, weights=None):
+    """``L = mean(|z - t|)`` over all elements; ``dz = sign(z - t) / z.size`` (0 where ``z == t``).
+
+    With per-example ``weights`` ``w``: ``L = sum(w_i |z_i - t_i|) / z.size``, ``dz_i = w_i sign(z_i - t_i) / z.size``.
+    """
+    d = z - np.asarray(t, dtype=z.dtype).reshape(z.shape)
+    w = 1 if weights is None else _row_weights(weights, z)
+    return float((w * np.abs(d)).sum()) / d.size, np.sign(d) * w * z.dtype.type(1.0 / d.size)
+
+
+mae = loss("mae", _mae, "regression")
+
+
+def _bce_logits(z, t, weights=None):
     """Binary cross-entropy from logits, averaged over all elements.
 
     ``L = mean(max(z, 0) - z t + log(1 + exp(-|z|)))`` (stable for any ``z``);
-    ``dz = (sigmoid(z) - t) / z.size``.
+    ``dz = (sigmoid(z) - t) / z.size``; per-example ``weights`` scale each row of both.
     """
     t = np.asarray(t, dtype=z.dtype).reshape(z.shape)
     value = np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))
     s = np.tanh(z * z.dtype.type(0.5)) * z.dtype.type(0.5) + z.dtype.type(0.5)
-    return float(value.sum()) / z.size, (s - t) * z.dtype.type(1.0 / z.size)
+    if weights is None:
+        return float(value.sum()) / z.size, (s - t) * z.dtype.type(1.0 / z.size)
+    w = _row_weights(weights, z)
+    return float((w * value).sum()) / z.size, (s - t) * w * z.dtype.type(1.0 / z.size)
 
 
-binary_cross_entropy = loss("binary_cross_entropy", _bce_logits)
+binary_cross_entropy = loss("binary_cross_entropy", _bce_logits, "binary")
 
 
 def one_hot(labels, classes: int, dtype=np.float32):
@@ -72,13 +115,14 @@ def _rows(z):
     return np.arange(len(z))
 
 
-def _softmax_ce(z, t):
+def _softmax_ce(z, t, weights=None):
     """Softmax cross-entropy from logits ``z: (batch, classes)``.
 
     ``t`` is ``(batch,)`` integer labels or ``(batch, classes)`` one-hot/soft labels.
     ``L = mean over batch of (logsumexp(z) - sum(t * z))``, computed with the
     max shifted out; ``dz = (softmax(z) * sum(t) - t) / batch``, which for
-    labels is ``(softmax(z) - onehot) / batch``.
+    labels is ``(softmax(z) - onehot) / batch``. Per-example ``weights`` ``w``:
+    ``L = sum(w_i l_i) / batch``, each row of ``dz`` times ``w_i``.
     """
     batch = len(z)
     m = z.max(axis=1, keepdims=True)
@@ -91,24 +135,30 @@ def _softmax_ce(z, t):
     t = np.asarray(t)
     if t.ndim == 1:
         rows = _rows(z)
-        value = float((lse[:, 0] - z[rows, t]).sum()) / batch  # row-wise first: no cancellation between huge sums
+        per = lse[:, 0] - z[rows, t]
         p[rows, t] -= 1
-        p *= inv
-        return value, p
-    t = t.astype(z.dtype, copy=False)
-    tsum = t.sum(axis=1, keepdims=True)
-    value = float((lse * tsum - (t * z).sum(axis=1, keepdims=True)).sum()) / batch
-    return value, (p * tsum - t) * inv
+    else:
+        t = t.astype(z.dtype, copy=False)
+        tsum = t.sum(axis=1, keepdims=True)
+        per = (lse * tsum - (t * z).sum(axis=1, keepdims=True))[:, 0]
+        p = p * tsum - t
+    if weights is not None:
+        w = _row_weights(weights, z)
+        per = per * w[:, 0]
+        p *= w
+    p *= inv
+    return float(per.sum()) / batch, p  # row-wise first: no cancellation between huge sums
 
 
 softmax_cross_entropy = loss("softmax_cross_entropy", _softmax_ce)
 
 
-def _categorical_ce(p, t, eps=1e-7):
+def _categorical_ce(p, t, weights=None, eps=1e-7):
     """Cross-entropy of probabilities ``p: (batch, classes)`` (e.g. a Softmax layer's output).
 
     ``L = -mean over batch of sum(t * log(clip(p, eps, 1)))``;
-    ``dp = -t / (p * batch)`` where ``p`` is inside the clip range, 0 where clipped.
+    ``dp = -t / (p * batch)`` where ``p`` is inside the clip range, 0 where clipped;
+    per-example ``weights`` scale each row of both.
     Prefer :data:`softmax_cross_entropy` on logits: it is exact and cheaper.
     """
     t = np.asarray(t)
@@ -117,15 +167,17 @@ def _categorical_ce(p, t, eps=1e-7):
     t = t.astype(p.dtype, copy=False)
     batch = len(p)
     pc = np.clip(p, eps, 1.0)
-    value = -float((t * np.log(pc)).sum()) / batch
+    w = 1 if weights is None else _row_weights(weights, p)
+    value = -float((w * t * np.log(pc)).sum()) / batch
     inside = (p >= eps) & (p <= 1.0)
-    return value, np.where(inside, -t / (pc * batch), 0).astype(p.dtype)
+    return value, np.where(inside, -t * w / (pc * batch), 0).astype(p.dtype)
 
 
-categorical_cross_entropy = loss("categorical_cross_entropy", _categorical_ce)
+categorical_cross_entropy = loss("categorical_cross_entropy", _categorical_ce, "probabilities")
 
 LOSSES = {
     "mse": mse,
+    "mae": mae,
     "binary_cross_entropy": binary_cross_entropy,
     "softmax_cross_entropy": softmax_cross_entropy,
     "categorical_cross_entropy": categorical_cross_entropy,
@@ -191,6 +243,7 @@ __all__ = [
     "Penalty",
     "loss",
     "mse",
+    "mae",
     "binary_cross_entropy",
     "softmax_cross_entropy",
     "categorical_cross_entropy",

@@ -91,16 +91,23 @@ def warmup(schedule, warmup_steps):
 
 
 def scale_by_learning_rate(lr):
-    """``u = -lr_t * g``; ``lr`` is a number or a schedule. State: ``count``, ``lr`` (the last rate used)."""
+    """``u = -lr_t * g`` with ``lr_t = schedule(count) * scale``; ``lr`` is a number or a schedule.
+
+    State: ``count``, ``lr`` (the last rate used) and ``scale`` (1 unless
+    changed between steps, e.g. by :func:`scale_learning_rate` from a
+    ReduceLROnPlateau callback).
+    """
     schedule = lr if callable(lr) else constant(lr)
 
     def init(params):
-        return {"count": np.asarray(0, np.int64), "lr": np.asarray(schedule(0), np.float32)}
+        return {"count": np.asarray(0, np.int64), "lr": np.asarray(schedule(0), np.float32), "scale": np.asarray(1.0, np.float64)}
 
     def update(grads, state, params=None, ws=FRESH):
-        rate = schedule(int(state["count"]))
+        rate = schedule(int(state["count"])) * float(state["scale"])
+        if not math.isfinite(rate) or rate < 0:
+            raise ValueError(f"the learning rate at step {int(state['count'])} is {rate}: a schedule must give finite rates >= 0")
         u = tree_map(lambda g, o: np.multiply(g, g.dtype.type(-rate), out=o), grads, ws.like("u", grads))
-        return u, {"count": _count(state), "lr": np.asarray(rate, np.float32)}
+        return u, {"count": _count(state), "lr": np.asarray(rate, np.float32), "scale": state["scale"]}
 
     return Optimizer(init, update, elementwise=True)
 
@@ -247,16 +254,49 @@ def chain(*transforms):
     return Optimizer(init, update, elementwise=all(t.elementwise for t in transforms))
 
 
+def _rate_states(state, path=()):
+    """Paths of the :func:`scale_by_learning_rate` states inside an optimizer state."""
+    if not isinstance(state, dict):
+        return []
+    if "lr" in state and "scale" in state and not isinstance(state["lr"], dict):
+        return [path]
+    return [p for k, v in state.items() for p in _rate_states(v, path + (k,))]
+
+
 def learning_rate(state):
     """The learning rate the last update used (the first one before any update), or None."""
-    if isinstance(state, dict):
-        if "lr" in state and not isinstance(state["lr"], dict):
-            return float(state["lr"])
-        for sub in state.values():
-            lr = learning_rate(sub)
-            if lr is not None:
-                return lr
-    return None
+    paths = _rate_states(state)
+    if not paths:
+        return None
+    for k in paths[0]:
+        state = state[k]
+    return float(state["lr"])
+
+
+def scale_learning_rate(state, factor: float):
+    """A copy of the optimizer ``state`` whose learning rates are ``factor`` times what they would be (from the next step on)."""
+    factor = float(factor)
+    if not (math.isfinite(factor) and factor > 0):
+        raise ValueError(f"a learning-rate factor must be a finite number > 0, got {factor}")
+
+    def scaled(node, path):
+        if not path:
+            return {**node, "scale": np.asarray(float(node["scale"]) * factor, np.float64)}
+        return {**node, path[0]: scaled(node[path[0]], path[1:])}
+
+    for path in _rate_states(state):
+        state = scaled(state, path)
+    return state
+
+
+def set_learning_rate(state, lr: float):
+    """A copy of ``state`` whose next rate is ``lr``, relative to the last one used (exact for a constant schedule)."""
+    last = learning_rate(state)
+    if last is None:
+        raise ValueError("this optimizer state has no learning rate (no scale_by_learning_rate in the chain)")
+    if not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"a learning rate must be a finite number > 0, got {lr}")
+    return scale_learning_rate(state, lr / last) if last > 0 else state
 
 
 # ---------------------------------------------------------------- the familiar optimizers

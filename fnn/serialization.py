@@ -390,36 +390,82 @@ class LoadedModel(NamedTuple):
     params: dict
     input_shape: tuple
     metadata: dict
+    state: dict = {}  # the model's state (BatchNorm's running averages); {} for most models
 
 
 FORMAT = "fnn.model"
 FORMAT_VERSION = 1
+STATE = "_state"  # the top-level key of the model state's arrays in a file (params keys never start with "_")
 
 
-def save_model(path, model, params, input_shape, metadata=None) -> None:
-    """Save ``params`` and ``model``'s architecture (its spec) to ``path`` (``.npz``), atomically.
+def _plain(value, where="metadata"):
+    """``value`` with NumPy scalars and arrays as Python numbers and lists; NaN/Inf and other objects are refused."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist(), where)
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where} is {value}: metadata numbers must be finite")
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"{where} is a {type(value).__name__}; metadata holds only JSON values (numbers, strings, lists, dicts)")
+
+
+def save_model(path, model, params, input_shape, metadata=None, state=None) -> None:
+    """Save ``params`` (and the model's ``state``) and ``model``'s architecture (its spec) to ``path`` (``.npz``), atomically.
 
     ``input_shape`` is what ``model.init`` was given (e.g. ``(-1, 784)``);
     ``metadata`` is any JSON object (class names, preprocessing, metrics).
+    Refused before anything is written: a layer type :func:`load_model` could
+    not rebuild (register custom layers with :func:`fnn.layers.register`),
+    params or state that do not fit the architecture or hold NaN/Inf, and
+    metadata that is not plain JSON.
     """
+    from fnn.layers.base import init_state
+
+    _check_buildable(model)
+    input_shape = tuple(int(d) for d in input_shape)
+    check_params(path, params, model.init(None, input_shape)[1])
+    state = {} if state is None else state
+    if model.stateful or state:
+        check_params(path, state, init_state(model, input_shape), "state")
     manifest = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "model": model.spec,
-        "input_shape": [int(d) for d in input_shape],
-        "metadata": metadata or {},
+        "input_shape": list(input_shape),
+        "metadata": _plain(metadata or {}),
+        "state": bool(model.stateful),
     }
-    save_arrays(path, params, manifest)
+    save_arrays(path, {**params, STATE: state} if model.stateful else params, manifest)
+
+
+def _check_buildable(model) -> None:
+    """Refuse a model whose spec :func:`fnn.layers.build` cannot turn back into the same model."""
+    try:
+        rebuilt = layers.build(model.spec)
+    except layers.SpecError as e:
+        raise ValueError(
+            f"cannot save this model: {e}. A layer of your own saves and loads once registered: "
+            "decorate its factory with @fnn.layers.register(\"Name\") (or call fnn.layers.register(\"Name\", layer)), "
+            "with spec={\"type\": \"Name\", ...its arguments}"
+        ) from None
+    if rebuilt.spec != model.spec:
+        raise ValueError(f"cannot save this model: its spec does not rebuild it (got back {rebuilt.spec!r:.120})")
 
 
 def load_model(path) -> LoadedModel:
-    """Load a model saved by :func:`save_model`: ``(model, params, input_shape, metadata)``.
+    """Load a model saved by :func:`save_model`: ``(model, params, input_shape, metadata, state)``.
 
     The architecture is rebuilt from registered layer types only and sized
     with a shape-only ``init`` (no allocation); the arrays the file declares
     must have exactly the shapes and dtypes it implies, which is checked
     before any array is read, and be finite. The metadata keys fnn reads
-    (``classes``, ``preprocessing``, ``dataset``) are checked too.
+    (``classes``, ``preprocessing``, ``dataset``, ``task``) are checked too.
     """
     built = {}
 
@@ -427,8 +473,11 @@ def load_model(path) -> LoadedModel:
         built.update(_check_manifest(path, manifest))
 
     params, manifest = load_arrays(path, check)
+    state = params.pop(STATE, {}) if built["model"].stateful else {}
     params = check_params(path, params, built["expected"])
-    return LoadedModel(built["model"], params, built["input_shape"], manifest.get("metadata", {}))
+    if built["model"].stateful:
+        state = check_params(path, state, built["expected_state"], "state")
+    return LoadedModel(built["model"], params, built["input_shape"], manifest.get("metadata", {}), state)
 
 
 def _check_manifest(path, manifest) -> dict:
@@ -449,13 +498,21 @@ def _check_manifest(path, manifest) -> dict:
     except (ValueError, TypeError, IndexError, OverflowError, RecursionError) as e:
         raise ModelFileError(f"{path}: the architecture does not fit input_shape {shape} ({e})") from None
     declared = manifest["arrays"]
-    for p, w in tree_flatten(expected):
+    expected_state = {}
+    if model.stateful:
+        from fnn.layers.base import init_state
+
+        try:
+            expected_state = init_state(model, tuple(shape))
+        except (ValueError, TypeError, IndexError, OverflowError, MemoryError) as e:
+            raise ModelFileError(f"{path}: the architecture's state does not fit input_shape {shape} ({e})") from None
+    for p, w in tree_flatten({**expected, STATE: expected_state} if model.stateful else expected):
         want = {"dtype": w.dtype.str, "shape": list(w.shape)}
         if p in declared and declared[p] != want:
             raise ModelFileError(f"{path}: parameter {p} is declared as {declared[p]!r:.80}, the architecture needs {want}")
     features = math.prod(shape[1:]) if all(d > 0 for d in shape[1:]) else None
     check_metadata(path, metadata, features, out_shape[-1])
-    return {"model": model, "input_shape": tuple(shape), "expected": expected}
+    return {"model": model, "input_shape": tuple(shape), "expected": expected, "expected_state": expected_state}
 
 
 def check_metadata(path, metadata, features, outputs) -> None:
@@ -466,12 +523,20 @@ def check_metadata(path, metadata, features, outputs) -> None:
     ``std > 0``, and ``grayscale`` a boolean; ``dataset``: a name.
     """
     classes = metadata.get("classes")
+    names = 2 if outputs == 1 else outputs  # a binary model: one logit, two classes
     if classes is not None and not (
-        isinstance(classes, list) and len(classes) == outputs and all(isinstance(c, (str, int)) for c in classes)
+        isinstance(classes, list) and len(classes) == names and all(isinstance(c, (str, int)) for c in classes)
     ):
-        raise ModelFileError(f"{path}: metadata 'classes' must list {outputs} names, one per output")
+        raise ModelFileError(f"{path}: metadata 'classes' must list {names} names, one per class")
     if not isinstance(metadata.get("dataset", ""), str):
         raise ModelFileError(f"{path}: metadata 'dataset' must be a name")
+    if "task" in metadata:
+        from fnn import tasks
+
+        try:
+            tasks.from_name(metadata["task"])
+        except ValueError as e:
+            raise ModelFileError(f"{path}: metadata 'task': {e}") from None
     prep = metadata.get("preprocessing") or {}
     if not isinstance(prep, dict) or not isinstance(prep.get("grayscale", False), bool):
         raise ModelFileError(f"{path}: metadata 'preprocessing' must be an object (grayscale true or false)")
@@ -499,23 +564,22 @@ def standardization(metadata) -> tuple:
     return np.asarray(prep["mean"], np.float32), np.asarray(prep["std"], np.float32)
 
 
-def check_params(path, params, expected) -> dict:
+def check_params(path, params, expected, what="parameters") -> dict:
     """Check ``params`` against ``expected`` (layout, shapes, dtypes, finiteness); return it in ``expected``'s layout.
 
     Layers without parameters (``{}``) have no arrays in a file; the returned
-    tree has them back. Raises :class:`ModelFileError` on any mismatch.
+    tree has them back. ``what`` names the tree in messages (a checkpoint's
+    ``opt_state``, say). Raises :class:`ModelFileError` on any mismatch.
     """
     got, want = dict(tree_flatten(params)), dict(tree_flatten(expected))
     if got.keys() != want.keys():
-        raise ModelFileError(
-            f"{path}: parameters {sorted(got)[:8]} do not fit the architecture, which needs {sorted(want)[:8]}"
-        )
+        raise ModelFileError(f"{path}: {what} {sorted(got)[:8]} do not fit the architecture, which needs {sorted(want)[:8]}")
     for p, w in want.items():
-        g = got[p]
+        g, w = np.asarray(got[p]), np.asarray(w)
         if g.shape != w.shape or g.dtype != w.dtype:
-            raise ModelFileError(f"{path}: parameter {p} is {g.dtype}{g.shape}, the architecture needs {w.dtype}{w.shape}")
+            raise ModelFileError(f"{path}: {what} {p} is {g.dtype}{g.shape}, the architecture needs {w.dtype}{w.shape}")
         if g.dtype.kind == "f" and not np.isfinite(g).all():
-            raise ModelFileError(f"{path}: parameter {p} holds NaN or Inf")
+            raise ModelFileError(f"{path}: {what} {p} holds NaN or Inf")
     return tree_map_with_path(lambda p, _: got[p], expected)
 
 

@@ -3,12 +3,15 @@
 - :func:`make_train_step`: a pure step; it returns new arrays and changes nothing it is given.
 - :func:`make_inplace_train_step`: the same step writing into a workspace it
   owns (:mod:`fnn.workspace`), so a loop makes its buffers once; given back
-  its own last results, it updates them in place. The training loop of
-  :mod:`fnn.training.fit` uses it.
+  its own last results, it updates them in place. :func:`fnn.fit` uses it.
 
 Both run the same layer, loss and optimizer code, so they give the same bits.
+The metrics a step reports follow the loss (:mod:`fnn.tasks`): ``accuracy``
+for classification, ``mse`` and ``mae`` for regression. A batch is
+``(x, y)`` or ``(x, y, weights)`` (one weight per example). A model with state
+(BatchNorm) takes ``state=`` and returns the new state as a fourth value.
 
->>> from fnn import random
+>>> from fnn import layers, random
 >>> model = layers.mlp([4, 8, 3])
 >>> _, params = model.init(random.key(0), (-1, 4))
 >>> opt = optim.adam(1e-2)
@@ -25,8 +28,9 @@ import math
 
 import numpy as np
 
-from fnn import layers, losses, optim
+from fnn import losses, optim, tasks
 from fnn.flat import Layout
+from fnn.layers.base import apply_model, vjp_model
 from fnn.tree import tree_add, tree_flatten
 from fnn.workspace import FRESH, Workspace
 
@@ -36,53 +40,79 @@ class NonFiniteLoss(FloatingPointError):
 
 
 def value_and_grad(model, loss):
-    """``f(params, x, y, key=None, ws=FRESH) -> (loss, grads, outputs)`` from one forward and one backward pass.
+    """``f(params, x, y, key=None, ws=FRESH, weights=None, state=None) -> (loss, grads, outputs)``: one forward, one backward pass.
 
-    ``outputs`` is the model's output for ``x`` (the logits), handy for metrics.
-    The first layer skips the input gradient it would otherwise compute.
+    ``outputs`` is the model's output for ``x`` (e.g. the logits), handy for
+    metrics. The first layer skips the input gradient it would otherwise
+    compute. A stateful model gives ``(loss, grads, outputs, new_state)``.
     """
 
-    def f(params, x, y, key=None, ws=FRESH):
-        outputs, backward = model.vjp(params, x, key, ws=ws, need_dx=False)
-        value, doutputs = loss.value_and_grad(outputs, y)
-        grads, _ = backward(doutputs)
-        return value, grads, outputs
+    def f(params, x, y, key=None, ws=FRESH, weights=None, state=None):
+        value, grads, outputs, new_state = _value_and_grad(model, loss, params, x, y, key, ws, weights, state)
+        return (value, grads, outputs, new_state) if model.stateful else (value, grads, outputs)
 
     return f
 
 
+def _value_and_grad(model, loss, params, x, y, key, ws, weights, state):
+    outputs, backward, new_state = vjp_model(model, params, x, key, ws, False, state)
+    value, doutputs = loss.value_and_grad(outputs, y) if weights is None else loss.value_and_grad(outputs, y, weights)
+    grads, _ = backward(doutputs)
+    return value, grads, outputs, new_state
+
+
 def accuracy(outputs, y) -> float:
     """Fraction of rows whose argmax equals the label (``y``: labels or one-hot)."""
-    y = np.asarray(y)
-    labels = y.argmax(axis=1) if y.ndim == 2 else y
-    return np.count_nonzero(outputs.argmax(axis=1) == labels) / len(labels) if len(labels) else float("nan")
+    return tasks.Task("multiclass", "logits").metrics(outputs, y)["accuracy"]
+
+
+class _StepCore:
+    """What every train step does before its optimizer update: loss, gradients, penalty, the finiteness check, metrics."""
+
+    def __init__(self, model, loss, penalty):
+        tasks.check_model_fits_loss(model, loss)
+        self.model, self.loss, self.penalty = model, loss, penalty
+
+    def __call__(self, params, batch, key, ws, state):
+        x, y, *weights = batch
+        value, grads, outputs, new_state = _value_and_grad(
+            self.model, self.loss, params, x, y, key, ws, weights[0] if weights else None, state
+        )
+        if self.penalty is not None:
+            value += self.penalty.apply(params)
+            grads = tree_add(grads, self.penalty.grad(params))
+        if not math.isfinite(value):
+            raise NonFiniteLoss(f"the loss is {value}: the batch or the parameters hold NaN/Inf, or the step overflowed")
+        metrics = {"loss": value, **tasks.for_loss(self.loss, outputs.shape[-1]).metrics(outputs, y)}
+        return grads, metrics, new_state
+
+    def result(self, params, opt_state, metrics, new_state):
+        return (params, opt_state, metrics, new_state) if self.model.stateful else (params, opt_state, metrics)
 
 
 def _train_step(model, loss, optimizer, penalty, ws):
-    vg = value_and_grad(model, loss)
+    core = _StepCore(model, loss, penalty)
     model_ws, opt_ws, params_ws = ws.child("model"), ws.child("optimizer"), ws.child("params")
 
-    def train_step(params, opt_state, batch, key=None):
-        x, y = batch
-        value, grads, outputs = vg(params, x, y, key, model_ws)
-        if penalty is not None:
-            value += penalty.apply(params)
-            grads = tree_add(grads, penalty.grad(params))
-        if not math.isfinite(value):
-            raise NonFiniteLoss(f"the loss is {value}: the batch or the parameters hold NaN/Inf, or the step overflowed")
+    def train_step(params, opt_state, batch, key=None, state=None):
+        grads, metrics, new_state = core(params, batch, key, model_ws, state)
         updates, opt_state = optimizer.update(grads, opt_state, params, opt_ws)
-        return optim.apply_updates(params, updates, params_ws), opt_state, {"loss": value, "accuracy": accuracy(outputs, y)}
+        return core.result(optim.apply_updates(params, updates, params_ws), opt_state, metrics, new_state)
 
     return train_step
 
 
 def make_train_step(model, loss, optimizer, penalty=None):
-    """A pure ``train_step(params, opt_state, (x, y), key=None) -> (params, opt_state, metrics)``.
+    """A pure ``train_step(params, opt_state, batch, key=None) -> (params, opt_state, metrics)``.
 
-    ``metrics`` holds the batch ``loss`` (penalty included) and ``accuracy``.
-    ``penalty`` is a :class:`fnn.losses.Penalty` (L1/L2) added to the loss.
-    ``key`` drives dropout; pass None for a model without randomness.
-    A NaN or infinite loss raises :class:`NonFiniteLoss` before anything is updated.
+    ``batch`` is ``(x, y)`` or ``(x, y, weights)``. ``metrics`` holds the
+    batch ``loss`` (penalty included) and the task's metrics (``accuracy``,
+    or ``mse`` and ``mae``). ``penalty`` is a :class:`fnn.losses.Penalty`
+    (L1/L2) added to the loss. ``key`` drives dropout; None for a model
+    without randomness. A stateful model: ``train_step(..., state=state) ->
+    (params, opt_state, metrics, new_state)``. A NaN or infinite loss raises
+    :class:`NonFiniteLoss` before anything is updated. A model whose last
+    layer clashes with the loss (Softmax before a loss from logits) is refused here.
     """
     return _train_step(model, loss, optimizer, penalty, FRESH)
 
@@ -112,30 +142,23 @@ class _FlatStep:
     """The in-place step over flat vectors: see :func:`make_inplace_train_step`."""
 
     def __init__(self, model, loss, optimizer, penalty, ws):
-        self.vg, self.loss_penalty, self.optimizer, self.ws = value_and_grad(model, loss), penalty, optimizer, ws
+        self.core, self.optimizer, self.ws = _StepCore(model, loss, penalty), optimizer, ws
         self.tree_step = _train_step(model, loss, optimizer, penalty, ws.child("trees"))  # params without one float dtype
         self.layout = self.params = self.state = None
 
-    def __call__(self, params, opt_state, batch, key=None):
+    def __call__(self, params, opt_state, batch, key=None, state=None):
         if params is not self.params and not self._adopt(params):
-            return self.tree_step(params, opt_state, batch, key)
+            return self.tree_step(params, opt_state, batch, key, state)
         if opt_state is not self.state:
             self.flat_state = self._flatten_state(opt_state)
-        x, y = batch
-        value, grads, outputs = self.vg(self.params, x, y, key, self.model_ws)
+        grads, metrics, new_state = self.core(self.params, batch, key, self.model_ws, state)
         for view, g in zip(self.grad_views, self._leaves(grads)):
-            if g is not view:  # a layer that wrote its gradient elsewhere
+            if g is not view:  # a layer that wrote its gradient elsewhere (or a penalty added to it)
                 np.copyto(view, g)
-        if self.loss_penalty is not None:
-            value += self.loss_penalty.apply(self.params)
-            for view, g in zip(self.grad_views, self._leaves(self.loss_penalty.grad(self.params))):
-                view += g
-        if not math.isfinite(value):
-            raise NonFiniteLoss(f"the loss is {value}: the batch or the parameters hold NaN/Inf, or the step overflowed")
         updates, self.flat_state = self.optimizer.update(self.grad, self.flat_state, self.flat, self.ws.child("optimizer"))
         optim.apply_updates(self.flat, updates, self.ws.child("params"))  # the same buffer: in place
         self.state = self._state_tree(self.flat_state)
-        return self.params, self.state, {"loss": value, "accuracy": accuracy(outputs, y)}
+        return self.core.result(self.params, self.state, metrics, new_state)
 
     def _adopt(self, params) -> bool:
         """Copy ``params`` into the flat parameter vector (a new layout if need be); False if they cannot be laid flat."""
@@ -202,30 +225,49 @@ def _put(tree, path, value):
     return {**tree, path[0]: _put(tree[path[0]], path[1:], value)}
 
 
-def predict_logits(model, params, x, batch_size=1024):
-    """The model's raw outputs for ``x``, ``batch_size`` rows at a time (inference: no dropout)."""
+def _task(model, params, task, outputs):
+    if task is None:
+        return tasks.for_model(model, outputs.shape[-1])
+    return tasks.from_name(task) if isinstance(task, str) else task
+
+
+def predict_outputs(model, params, x, batch_size=1024, state=None):
+    """The model's raw outputs for the batch ``x`` ``(n, ...)`` (logits, probabilities or values), ``batch_size`` rows at a time.
+
+    Inference: no dropout; a stateful model uses ``state`` (BatchNorm's running averages).
+    """
     x = np.asarray(x)
+    if x.ndim < 2:
+        raise ValueError(f"predict takes a batch shaped (n, features), got shape {x.shape}; for one example use x[None]")
     if len(x) <= batch_size:
-        return model.apply(params, x)
-    first = model.apply(params, x[:batch_size])
+        return apply_model(model, params, x, state=state)
+    first = apply_model(model, params, x[:batch_size], state=state)
     out = np.empty((len(x),) + first.shape[1:], first.dtype)
     out[:batch_size] = first
     for i in range(batch_size, len(x), batch_size):
-        out[i : i + batch_size] = model.apply(params, x[i : i + batch_size])
+        out[i : i + batch_size] = apply_model(model, params, x[i : i + batch_size], state=state)
     return out
 
 
-def predict_proba(model, params, x, batch_size=1024):
-    """Class probabilities ``(n, classes)``: softmax of the logits."""
-    return layers.softmax(predict_logits(model, params, x, batch_size))
+def predict_proba(model, params, x, batch_size=1024, state=None, task=None):
+    """Probabilities: ``(n, classes)``, or ``(n,)`` of class 1 for a binary model.
+
+    ``task`` (a :class:`fnn.tasks.Task` or a name such as ``"binary/logits"``)
+    says what the outputs are; by default the model's last layer and width tell
+    (:func:`fnn.tasks.for_model`): a model ending in Softmax is not softmaxed again.
+    """
+    outputs = predict_outputs(model, params, x, batch_size, state)
+    return _task(model, params, task, outputs).proba(outputs)
 
 
-def predict(model, params, x, batch_size=1024):
-    """Predicted class labels ``(n,)``."""
-    return predict_logits(model, params, x, batch_size).argmax(axis=1)
+def predict(model, params, x, batch_size=1024, state=None, task=None):
+    """Predicted labels ``(n,)`` (0/1 for a binary model), 0/1 rows for multilabel, values for regression (``task=``)."""
+    outputs = predict_outputs(model, params, x, batch_size, state)
+    return _task(model, params, task, outputs).predict(outputs)
 
 
-def evaluate(model, params, x, y, loss=losses.softmax_cross_entropy, batch_size=1024):
-    """``{"loss": float, "accuracy": float}`` over the whole of ``(x, y)``."""
-    logits = predict_logits(model, params, x, batch_size)
-    return {"loss": loss.apply(logits, y), "accuracy": accuracy(logits, y)}
+def evaluate(model, params, x, y, loss=losses.softmax_cross_entropy, batch_size=1024, state=None, weights=None) -> dict:
+    """``{"loss": float, ...}`` over the whole of ``(x, y)`` with the loss's metrics (``accuracy``; ``mse``, ``mae``, ``r2``)."""
+    outputs = predict_outputs(model, params, x, batch_size, state)
+    value = loss.apply(outputs, y) if weights is None else loss.apply(outputs, y, weights)
+    return {"loss": value, **tasks.for_loss(loss, outputs.shape[-1]).evaluate(outputs, y)}

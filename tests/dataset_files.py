@@ -33,6 +33,22 @@ def idx_bytes(array) -> bytes:
     return struct.pack(">HBB", 0, 0x08, a.ndim) + struct.pack(f">{a.ndim}I", *a.shape) + a.tobytes()
 
 
+def idx_header(code: int, dims) -> bytes:
+    """An IDX header: the magic number for dtype ``code`` (0x08 uint8, 0x0D float32, ...) and ``dims``."""
+    return struct.pack(">HBB", 0, code, len(dims)) + struct.pack(f">{len(dims)}I", *dims)
+
+
+def gzip_bomb(head: bytes, inflated: int) -> bytes:
+    """A gzip file whose contents are ``head`` then zeros, ``inflated`` bytes in all, about 1/1000 of that on disk.
+
+    One member of 8 MiB of zeros is compressed once and repeated (gzip readers read every member in turn).
+    """
+    block = 8 << 20
+    zeros = gzip.compress(bytes(block), compresslevel=9, mtime=0)
+    count, rest = divmod(inflated - len(head), block)
+    return gzip.compress(head + bytes(rest), mtime=0) + zeros * count
+
+
 def md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
@@ -140,8 +156,11 @@ class Mirror:
 
     ``routes`` maps a request path to a list of answers used one per request
     (the last repeats): ``("ok", body)``, ``("status", code)``, ``("html",)``,
-    ``("drop", body)`` (announce the full length, send half, hang up) or
-    ``("slow",)`` (say nothing until the test ends). Unknown paths get 404.
+    ``("drop", body)`` (announce the full length, send half, hang up),
+    ``("slow",)`` (say nothing until the test ends), ``("drip", body, seconds)``
+    (announce the full length, then send one byte every ``seconds``) or
+    ``("drip-headers", seconds)`` (a status line, then one header byte every
+    ``seconds``, never ending the headers). Unknown paths get 404.
     ``hits`` lists the paths asked for, in order.
     """
 
@@ -161,6 +180,14 @@ class Mirror:
                     self.send_error(arg[0])
                 elif kind == "slow":
                     mirror.stop.wait(10)
+                elif kind == "drip-headers":
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                    self.drip(b"a" * 100_000, arg[0])
+                elif kind == "drip":
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(arg[0])))
+                    self.end_headers()
+                    self.drip(arg[0], arg[1])
                 else:
                     body = HTML_PAGE if kind == "html" else arg[0]
                     self.send_response(200)
@@ -173,9 +200,21 @@ class Mirror:
                         pass  # the client hung up first (e.g. on an oversized announcement)
                     self.close_connection = True
 
+            def drip(self, body, seconds):
+                """Send ``body`` a byte at a time, ``seconds`` apart, until the client hangs up or the test ends."""
+                try:
+                    for i in range(len(body)):
+                        self.wfile.write(body[i : i + 1])
+                        self.wfile.flush()
+                        if mirror.stop.wait(seconds):
+                            return
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                self.close_connection = True
+
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def url(self, prefix: str) -> str:
         """The base URL of the mirror folder ``prefix`` (e.g. ``"a"``)."""

@@ -12,7 +12,7 @@ def test_speed_benchmark_quick_run_prints_every_figure():
     done = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--threads", "1"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
-    for label in ("GEMM only", "fnn API", "fnn.training.fit.fit", "fnn-cli fit"):
+    for label in ("GEMM only", "fnn API", "fit_config", "fnn-cli fit"):
         assert re.search(rf"{re.escape(label)} +\d+\.\d+ s \(\d+\.\d+-\d+\.\d+\) +\d+\.\d+x GEMM", out), label
     assert re.search(r"PyTorch (\d\S* \(\w+ Adam.*fnn / PyTorch = \d+\.\d+|\s+not installed)", out, re.S), out
     assert re.search(r"peak RSS (\d+) MB", out) and int(re.search(r"peak RSS (\d+) MB", out).group(1)) > 10

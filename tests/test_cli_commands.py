@@ -49,7 +49,7 @@ def test_threads_option_pins_blas_threads(small_npz, tmp_path):
     from threadpoolctl import threadpool_info
 
     from fnn.training.config import FitConfig
-    from fnn.training.fit import fit
+    from fnn.training.experiment import fit_config
 
     seen = []
 
@@ -57,7 +57,7 @@ def test_threads_option_pins_blas_threads(small_npz, tmp_path):
         def on_epoch_end(self, epoch, record):
             seen.append({p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"})
 
-    fit(FitConfig(dataset=str(small_npz), arch=(784, 8, 10), epochs=1), tmp_path / "t", callbacks=[Probe()], threads=1)
+    fit_config(FitConfig(dataset=str(small_npz), arch=(784, 8, 10), epochs=1), tmp_path / "t", callbacks=[Probe()], threads=1)
     assert seen == [{1}]
     assert {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"} != {0}
 
@@ -143,6 +143,8 @@ def test_sweep_grid_parallel_with_a_failing_config(cli_runner, cli_app, small_np
     assert (tmp_path / "sw" / "results.md").read_text().count("\n") == 8
     assert not (tmp_path / "sw" / "100-10_sgd").exists(), "a config that fails validation leaves no folder"
     assert "val_accuracy" in (tmp_path / "sw" / "results.csv").read_text().splitlines()[0]
+    kept = (tmp_path / "sw" / "sweep.yaml").read_text()  # the sweep file, for runs list's grid keys and to repeat it
+    assert "optimizer:\n  - sgd\n  - adam\n" in kept and str(small_npz) in kept
     # a parallel sweep trains exactly what sequential fits do
     seq = sweep.run_sweep([c for c in sweep.load_sweep(spec) if c[0] == "784-16-10_adam"], tmp_path / "seq", jobs=1)
     a = serialization.load_model(tmp_path / "sw" / "784-16-10_adam" / "model.npz").params

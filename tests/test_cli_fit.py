@@ -13,7 +13,7 @@ import pytest
 from fnn import serialization
 
 from fnn.training import runs
-from fnn.training.fit import load_checkpoint
+from fnn.training.experiment import load_checkpoint
 from fnn.tree import tree_equal
 
 FNN_CLI = [sys.executable, "-c", "from fnn_cli.main import cli; cli()"]
@@ -173,17 +173,14 @@ def test_resume_refuses_a_different_config(cli_runner, cli_app, small_npz, tmp_p
     assert r.exit_code == 2 and "nothing" in r.output
 
 
-def test_a_checkpoint_from_before_lr_floor_keeps_its_unfloored_schedule(cli_runner, cli_app, small_npz, tmp_path):
+def test_a_checkpoint_of_an_older_format_is_refused_by_name(cli_runner, cli_app, small_npz, tmp_path):
+    """Checkpoints before this release (version 1: no model state, no callback states) cannot resume exactly: one line, exit 2."""
     out = tmp_path / "r"
     assert cli_runner.invoke(cli_app, fit_args(small_npz, out, "-q")).exit_code == 0
     trees, manifest = serialization.load_arrays(out / "checkpoint.npz")
-    assert manifest["config"].pop("lr_floor") > 0  # today's default; a checkpoint written before the field had none
-    serialization.save_arrays(out / "checkpoint.npz", trees, manifest)
-    assert load_checkpoint(out / "checkpoint.npz")["config"].lr_floor == 0.0  # what that run trained with
+    serialization.save_arrays(out / "checkpoint.npz", trees, {**manifest, "version": 1})
     r = cli_runner.invoke(cli_app, ["fit", "--resume", str(out), "--epochs", "3"])
-    assert r.exit_code == 2 and "lr_floor 0.0 ->" in r.output  # not silently resumed on a different schedule
-    r = cli_runner.invoke(cli_app, ["fit", "--resume", str(out), "--epochs", "3", "--lr-floor", "0", "-q"])
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 2 and "version 1" in r.output and len(r.output.strip().splitlines()) == 1, r.output
 
 
 def test_early_stopping_restores_the_best_epoch(cli_runner, cli_app, mnist_raw, tmp_path):
@@ -202,7 +199,7 @@ def test_early_stopping_restores_the_best_epoch(cli_runner, cli_app, mnist_raw, 
     assert f"restored the best epoch, {best}" in r.output
     # the saved model is the best epoch's: its validation loss is the one recorded for that epoch
     from fnn.training.config import FitConfig
-    from fnn.training.fit import prepare_data
+    from fnn.training.experiment import prepare_data
     from fnn.train import evaluate
 
     cfg = FitConfig.from_dict(__import__("yaml").safe_load((out / "config.yaml").read_text()))
@@ -235,10 +232,10 @@ def test_piped_output_is_clean_lines(small_npz, tmp_path):
 def test_terminal_progress_bar_shows_live_loss(small_npz, tmp_path, capsys):
     from fnn_cli.fit import Progress
     from fnn.training.config import FitConfig
-    from fnn.training.fit import fit
+    from fnn.training.experiment import fit_config
 
     progress = Progress(tty=True)
-    fit(FitConfig(dataset=str(small_npz), arch=(784, 8, 10), epochs=1), tmp_path / "t", callbacks=[progress])
+    fit_config(FitConfig(dataset=str(small_npz), arch=(784, 8, 10), epochs=1), tmp_path / "t", callbacks=[progress])
     text = capsys.readouterr().out
     assert "epoch 1/1 loss" in text
 

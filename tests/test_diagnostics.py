@@ -14,7 +14,7 @@ from fnn import batching, datasets, gradcheck, losses, random
 from fnn.training import diagnostics, runs
 from fnn_cli.main import cli
 from fnn.training.config import FitConfig
-from fnn.training.fit import fit
+from fnn.training.experiment import fit_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -156,13 +156,13 @@ class Listener:
 def test_fit_records_every_epoch_and_a_healthy_net_warns_nothing(tmp_path, small_npz):
     cfg = FitConfig(arch=(784, 64, 32, 10), dataset=str(small_npz), epochs=2, batch_size=64, diagnostics=True)
     listener = Listener()
-    fit(cfg, tmp_path / "run", callbacks=[listener])
+    fit_config(cfg, tmp_path / "run", callbacks=[listener])
     rows = diagnostics.read(tmp_path / "run")
     assert [r["epoch"] for r in rows] == [0, 1, 2] and listener.warnings == []
     assert all(r["warnings"] == [] for r in rows) and rows[0]["probe"] == 2250  # the whole 90% train split
     assert all(lay["update_ratio"] > 0 for r in rows[1:] for lay in r["layers"])
     # resuming for a third epoch keeps the rows before it and adds one
-    fit(cfg.replace(epochs=3), tmp_path / "run", resume=True)
+    fit_config(cfg.replace(epochs=3), tmp_path / "run", resume=True)
     assert [r["epoch"] for r in diagnostics.read(tmp_path / "run")] == [0, 1, 2, 3]
 
 
@@ -170,19 +170,19 @@ def test_fit_says_each_warning_once_and_logs_it(tmp_path, small_npz):
     cfg = FitConfig(arch=(784,) + (32,) * 9 + (10,), activation="sigmoid", optimizer="sgd", lr=0.1,
                     dataset=str(small_npz), epochs=2, diagnostics=True)
     listener = Listener()
-    fit(cfg, tmp_path / "run", callbacks=[listener])
+    fit_config(cfg, tmp_path / "run", callbacks=[listener])
     assert len(listener.warnings) == 1 and "vanishing gradients" in listener.warnings[0]
     log = (tmp_path / "run" / runs.LOG).read_text()
     assert log.count("warning: layer 1 gradient norm fell below") == 1
 
 
 def test_diagnostics_off_writes_no_file(tmp_path, small_npz):
-    fit(FitConfig(arch=(784, 16, 10), dataset=str(small_npz), epochs=1), tmp_path / "run")
+    fit_config(FitConfig(arch=(784, 16, 10), dataset=str(small_npz), epochs=1), tmp_path / "run")
     assert not (tmp_path / "run" / runs.DIAGNOSTICS).exists()
 
 
 def test_system_metrics_per_epoch(tmp_path, small_npz):
-    fit(FitConfig(arch=(784, 16, 10), dataset=str(small_npz), epochs=2), tmp_path / "run")
+    fit_config(FitConfig(arch=(784, 16, 10), dataset=str(small_npz), epochs=2), tmp_path / "run")
     rows = runs.read_metrics(tmp_path / "run")
     for r in rows:
         assert 0 < r["seconds"] < 60 and 0 < r["cpu_seconds"] < 60 * 8

@@ -20,7 +20,7 @@ from fnn.serving import inference
 from fnn.training import runs
 from fnn.training.config import ConfigError, FitConfig, load_config
 from fnn.datasets import sources
-from fnn.training.fit import fit
+from fnn.training.experiment import fit_config
 
 
 def one_line(result, code, *needles):
@@ -157,8 +157,8 @@ class KillAfter:
 class CtrlC:
     """Presses Ctrl-C during the 3rd step of the 2nd epoch (the loop checkpoints, then stops)."""
 
-    def on_step_end(self, epoch, step, metrics):
-        if (epoch, step) == (1, 2):
+    def on_batch_end(self, batch, logs):
+        if (self.loop.epoch, batch) == (1, 2):
             signal.raise_signal(signal.SIGINT)
 
 
@@ -166,14 +166,14 @@ def test_runs_list_shows_finished_killed_diverged_interrupted_and_damaged_runs(c
     from fnn.training.fit import Interrupted, TrainingDiverged
 
     root = tmp_path / "runs"
-    fit(tiny(small_npz), root / "a-finished")
+    fit_config(tiny(small_npz), root / "a-finished")
     with pytest.raises(Killed):
-        fit(tiny(small_npz, epochs=5), root / "b-killed", callbacks=[KillAfter(2)])
+        fit_config(tiny(small_npz, epochs=5), root / "b-killed", callbacks=[KillAfter(2)])
     with pytest.raises(TrainingDiverged):
-        fit(tiny(small_npz, lr=1e6, epochs=3), root / "c-diverged")
+        fit_config(tiny(small_npz, lr=1e6, epochs=3), root / "c-diverged")
     with pytest.raises(Interrupted):
-        fit(tiny(small_npz, epochs=4), root / "d-interrupted", callbacks=[CtrlC()])
-    fit(tiny(small_npz), root / "e-damaged")
+        fit_config(tiny(small_npz, epochs=4), root / "d-interrupted", callbacks=[CtrlC()])
+    fit_config(tiny(small_npz), root / "e-damaged")
     (root / "e-damaged" / runs.SUMMARY).write_bytes(b"[1, 2]")
 
     status = {p.name: runs.run_status(p) for p in runs.list_runs(root)}
@@ -197,14 +197,14 @@ def test_runs_list_shows_finished_killed_diverged_interrupted_and_damaged_runs(c
     assert show.exit_code == 0 and "no summary yet: unfinished (killed or interrupted at epoch 3 of 5)" in show.output
 
     # resumed to the end, the interrupted run is finished and its stop is forgotten
-    fit(tiny(small_npz, epochs=4), root / "d-interrupted", resume=True)
+    fit_config(tiny(small_npz, epochs=4), root / "d-interrupted", resume=True)
     assert runs.run_status(root / "d-interrupted")["state"] == "finished"
     assert not (root / "d-interrupted" / runs.STATUS).exists()
 
 
 def test_a_damaged_status_file_is_reported_as_damaged(small_npz, tmp_path):
     with pytest.raises(Killed):
-        fit(tiny(small_npz, epochs=2), tmp_path / "r", callbacks=[KillAfter(1)])
+        fit_config(tiny(small_npz, epochs=2), tmp_path / "r", callbacks=[KillAfter(1)])
     (tmp_path / "r" / runs.STATUS).write_bytes(b'{"state": "exploded"}')
     st = runs.run_status(tmp_path / "r")
     assert st["state"] == "damaged" and "status.json" in st["text"] and "'state'" in st["text"]
@@ -301,7 +301,7 @@ def test_on_a_terminal_each_epochs_bar_is_replaced_by_its_summary(small_npz, tmp
     out = io.StringIO()
     progress = Progress(tty=True, file=out)
     progress.REDRAW = 0.0  # draw every step
-    fit(tiny(small_npz, epochs=2), tmp_path / "t", callbacks=[progress])
+    fit_config(tiny(small_npz, epochs=2), tmp_path / "t", callbacks=[progress])
     raw = out.getvalue()
     assert raw.count("\repoch 1/2 loss ") >= 10 and "\repoch 2/2 loss " in raw  # the live line was drawn, step by step
     shown = [line for line in screen(raw) if line]
@@ -316,7 +316,7 @@ def test_piped_progress_has_no_control_characters(small_npz, tmp_path):
     from fnn_cli.fit import Progress
 
     out = io.StringIO()
-    fit(tiny(small_npz), tmp_path / "p", callbacks=[Progress(tty=False, file=out)])
+    fit_config(tiny(small_npz), tmp_path / "p", callbacks=[Progress(tty=False, file=out)])
     assert "\r" not in out.getvalue() and "\x1b" not in out.getvalue() and out.getvalue().count("\nepoch") == 1
 
 

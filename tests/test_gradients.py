@@ -21,14 +21,23 @@ LAYER_CASES = {
     "Identity": [(layers.Identity, (4,))],
     "Flatten": [(layers.Flatten, (2, 3, 2))],
     "Dropout": [(layers.Dropout(0.5), (8,)), (layers.Dropout(0.0), (3,))],
+    "Reshape": [(layers.Reshape((3, 2)), (6,)), (layers.Reshape("2,-1"), (2, 3))],
+    "Conv2D": [(layers.Conv2D(2, 3), (4, 3, 2)), (layers.Conv2D(3, "2,3", stride=2, padding="valid"), (5, 6, 1))],
+    "MaxPool2D": [(layers.MaxPool2D(2), (4, 4, 2)), (layers.MaxPool2D(3, 1), (4, 5, 1))],
+    "AvgPool2D": [(layers.AvgPool2D(2), (4, 2, 2)), (layers.AvgPool2D(2, 1), (3, 3, 2))],
+    "GlobalAvgPool": [(layers.GlobalAvgPool, (3, 2, 2))],
+    "BatchNorm": [(layers.BatchNorm(), (2, 2, 3)), (layers.BatchNorm(0.5, 1e-3), (3, 1, 2))],  # (n, f) at batch >= 2: tests/test_conv.py
     "serial": [
         (layers.serial(layers.Dense(6), layers.Tanh, layers.Dropout(0.3), layers.Dense(4), layers.Softmax), (5,)),
         (layers.serial(layers.Flatten, layers.mlp([6, 5, 3], "sigmoid")), (2, 3)),
+        (layers.serial(layers.Reshape((4, 4, 1)), layers.Conv2D(2, 3), layers.Tanh, layers.BatchNorm(), layers.MaxPool2D(2),
+                       layers.Conv2D(2, 1), layers.GlobalAvgPool, layers.Dense(2)), (16,)),
     ],
 }
 
 LOSS_CASES = {
     "mse": lambda k, b: (random.normal(k, (b, 3), np.float64), random.normal(random.fold_in(k, 1), (b, 3), np.float64)),
+    "mae": lambda k, b: (random.normal(k, (b, 3), np.float64), random.normal(random.fold_in(k, 1), (b, 3), np.float64)),
     "binary_cross_entropy": lambda k, b: (
         random.normal(k, (b, 2), np.float64) * 3,
         random.uniform(random.fold_in(k, 1), (b, 2), dtype=np.float64),
@@ -64,6 +73,19 @@ def test_loss_grad_matches_central_differences(name, batch):
     assert gradcheck.check_loss(losses.LOSSES[name], z, t) <= TOL
 
 
+@pytest.mark.parametrize("name", sorted(LOSS_CASES))
+@pytest.mark.parametrize("batch", [1, 5])
+def test_weighted_loss_grad_matches_central_differences(name, batch):
+    z, t = LOSS_CASES[name](random.key(batch), batch)
+    w = random.uniform(random.key(7), (batch,), 0.2, 3.0, np.float64)
+    assert gradcheck.check_loss(losses.LOSSES[name], z, t, weights=w) <= TOL
+    unweighted = losses.LOSSES[name].value_and_grad(z, t)
+    ones = losses.LOSSES[name].value_and_grad(z, t, np.ones(batch))
+    assert ones[0] == pytest.approx(unweighted[0], rel=1e-12) and np.allclose(ones[1], unweighted[1], rtol=1e-12)
+    doubled = losses.LOSSES[name].value_and_grad(z, t, 2 * w)
+    assert doubled[0] == pytest.approx(2 * losses.LOSSES[name].apply(z, t, w), rel=1e-12)
+
+
 def test_softmax_ce_with_one_hot_and_soft_labels():
     z = random.normal(random.key(0), (4, 5), np.float64)
     labels = np.array([0, 3, 4, 1])
@@ -95,7 +117,8 @@ def test_every_layer_is_registered_and_checked():
         and name not in ("layer", "elementwise", "mlp", "build")
     }
     assert public <= set(layers.REGISTRY), f"not in layers.REGISTRY: {public - set(layers.REGISTRY)}"
-    assert set(layers.REGISTRY) == set(LAYER_CASES), "every registered layer needs a gradient case"
+    own = {name for name, v in layers.REGISTRY.items() if (v.init if isinstance(v, Layer) else v).__module__.startswith("fnn.")}
+    assert own == set(LAYER_CASES), "every layer fnn registers needs a gradient case"  # (tests register layers of their own)
     assert set(losses.LOSSES) == set(LOSS_CASES), "every loss needs a gradient case"
 
 

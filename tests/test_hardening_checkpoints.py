@@ -24,7 +24,7 @@ import pytest
 from fnn import serialization
 
 from fnn.training import runs
-from fnn.training.fit import load_checkpoint
+from fnn.training.experiment import load_checkpoint
 from fnn.tree import tree_equal
 
 FNN_CLI = [sys.executable, "-c", "from fnn_cli.main import cli; cli()"]
@@ -174,13 +174,14 @@ def _npy(arr):
     [
         (lambda p: _tamper(p, lambda m: m["arrays"].update({"params.0.w": {"dtype": "<f4", "shape": [3, 3]}}), "params.0.w.npy",
                            _npy(np.zeros((3, 3), np.float32))), "params 0.w"),
-        (lambda p: _tamper(p, None, "params.0.b.npy", _npy(np.full(16, np.nan, np.float32))), "not finite"),
+        (lambda p: _tamper(p, None, "params.0.b.npy", _npy(np.full(16, np.nan, np.float32))), "NaN or Inf"),
         (lambda p: _tamper(p, lambda m: m.update(epoch=-1)), "epoch"),
         (lambda p: _tamper(p, lambda m: m.update(key=[1, 2])), "key"),
         (lambda p: _tamper(p, lambda m: m.update(history=[1, 2])), "history"),
-        (lambda p: _tamper(p, lambda m: m.update(best={"epoch": "x", "val_loss": None, "wait": 0})), "best"),
-        (lambda p: _tamper(p, lambda m: m["epoch_sums"].update(loss="a lot")), "epoch_sums"),
-        (lambda p: _tamper(p, lambda m: m["config"].update(lr=-1)), "lr"),
+        (lambda p: _tamper(p, lambda m: m.update(callbacks=[{"class": "EarlyStopping", "best": "x", "wait": "y"}])), "EarlyStopping"),
+        (lambda p: _tamper(p, lambda m: m.update(callbacks=[{"class": "Nonesuch"}])), "Nonesuch"),
+        (lambda p: _tamper(p, lambda m: m["sums"].update(loss="a lot")), "sums"),
+        (lambda p: _tamper(p, lambda m: m["info"]["config"].update(lr=-1)), "lr"),
         (lambda p: _tamper(p, lambda m: m.update(format="fnn.model")), "not an fnn checkpoint"),
         (lambda p: p.write_bytes(p.read_bytes()[:300]), "checkpoint.npz"),
         (lambda p: p.write_bytes(b""), "checkpoint.npz"),

@@ -120,6 +120,13 @@ DATASETS = {
     "junk": (lambda p: [p.mkdir(), *((p / f"f{i}.bin").write_bytes(os.urandom(64)) for i in range(5))], "no train-images"),
     "junk-idx": (lambda p: [p.mkdir(), (p / "train-images-idx3-ubyte").write_bytes(os.urandom(64)),
                             (p / "train-labels-idx1-ubyte").write_bytes(os.urandom(64))], "not an IDX file"),
+    "wrap.npz": (lambda p: np.savez(p, x=np.zeros((3, 4), np.float32), y=np.array([0, 2**63, 1], np.uint64)),
+                 "labels go up to 9223372036854775808"),  # issue 17: once wrapped to -2**63, an IndexError mid-fit
+    "onehot.npz": (lambda p: np.savez(p, x=np.zeros((3, 4), np.float32), y=np.eye(3)), "one-hot"),
+    "quoted.csv": (lambda p: p.write_text('a,b,c,d,label\n"1\n2",0,0,0,0\n'), "is not a number"),
+    "deep-idx": (lambda p: [p.mkdir(), (p / "train-images-idx3-ubyte").write_bytes(
+        b"\x00\x00\x08\xff" + struct.pack(">255I", *[1] * 255) + b"\0"),
+        (p / "train-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01" + struct.pack(">I", 1) + b"\0")], "at most 16"),
     "nan-idx": (lambda p: [p.mkdir(), (p / "train-images-idx3-ubyte").write_bytes(
         b"\x00\x00\x0d\x03" + struct.pack(">III", 1, 2, 2) + struct.pack(">4f", 0, float("nan"), 0, 0)),
         (p / "train-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01" + struct.pack(">I", 1) + b"\0")], "NaN or Inf"),
@@ -167,7 +174,7 @@ def _hostile_models(run, folder):
         "python-path.npz": (write("python-path.npz", lambda m: m["model"]["layers"].__setitem__(0, {"type": "os.system"})),
                             "unknown layer type"),
         "absurd.npz": (write("absurd.npz", lambda m: m["model"]["layers"][0].update(units=10**9)), "declared"),
-        "classes.npz": (write("classes.npz", lambda m: m["metadata"].update(classes=["a"])), "one per output"),
+        "classes.npz": (write("classes.npz", lambda m: m["metadata"].update(classes=["a"])), "one per class"),
         "compressed.npz": (write("compressed.npz", compression=zipfile.ZIP_DEFLATED), "compressed"),
         "pipe.npz": (folder / "pipe.npz", "pipe.npz"),  # runs.model_path: not a run folder or model file
     }

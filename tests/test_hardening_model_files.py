@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 import fnn
 from fnn import serialization as fio
 from fnn import layers, random
-from fnn.training.fit import load_checkpoint
+from fnn.training.experiment import load_checkpoint
 
 PEAK_LIMIT = 8 << 20  # bytes: far below anything an attacker could make the loader allocate
 
@@ -107,14 +107,14 @@ def _checkpoint_bytes():
     """The checkpoint of a real one-epoch run on a tiny dataset."""
     from fnn.training.config import FitConfig
     from fnn.datasets.base import Dataset
-    from fnn.training.fit import fit
+    from fnn.training.experiment import fit_config
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (60, 4, 4), dtype=np.uint8)
     y = rng.integers(0, 3, 60)
     ds = Dataset("toy", x, y, x[:10], y[:10], ["a", "b", "c"], "memory", {})
     with tempfile.TemporaryDirectory() as d:
-        fit(FitConfig(arch=(16, 6, 3), epochs=1, batch_size=16, dataset="toy"), d, dataset=ds)
+        fit_config(FitConfig(arch=(16, 6, 3), epochs=1, batch_size=16, dataset="toy"), d, dataset=ds)
         return open(os.path.join(d, "checkpoint.npz"), "rb").read()
 
 
@@ -516,10 +516,10 @@ def test_deeply_nested_json_is_refused(tmp_path, depth):
 @pytest.mark.parametrize(
     "metadata, match",
     [
-        ({"classes": ["a", "b"]}, "one per output"),
-        ({"classes": {"0": "a"}}, "one per output"),
-        ({"classes": "abc"}, "one per output"),
-        ({"classes": [["a"], "b", "c"]}, "one per output"),
+        ({"classes": ["a", "b"]}, "one per class"),
+        ({"classes": {"0": "a"}}, "one per class"),
+        ({"classes": "abc"}, "one per class"),
+        ({"classes": [["a"], "b", "c"]}, "one per class"),
         ({"preprocessing": {"mean": 0.5, "std": 0}}, "std must be > 0"),
         ({"preprocessing": {"mean": [0.5] * 3, "std": [1.0] * 3}}, "4 numbers"),
         ({"preprocessing": {"mean": "0.5", "std": 1.0}}, "mean must be"),

@@ -19,7 +19,8 @@ import fnn
 from fnn import serialization
 from fnn.training import runs
 from fnn.training.config import FitConfig
-from fnn.training.fit import TrainingDiverged, blame_layer, fit, load_checkpoint
+from fnn.training.experiment import fit_config, load_checkpoint
+from fnn.training.fit import TrainingDiverged, blame_layer
 
 FNN_CLI = [sys.executable, "-c", "from fnn_cli.main import cli; cli()"]
 MESSAGE = re.compile(r"loss became NaN/Inf at epoch (\d+), step (\d+); first non-finite output: layer (\d+) \((\w+)\)")
@@ -45,15 +46,15 @@ class Steps:
     def __init__(self):
         self.done = []
 
-    def on_step_end(self, epoch, step, metrics):
-        self.done.append((epoch, step))
+    def on_batch_end(self, batch, logs):
+        self.done.append((self.loop.epoch, batch))
 
 
 def test_overflow_in_the_data_stops_at_the_right_epoch_step_and_layer(float_data, tmp_path):
     steps = Steps()
     config = FitConfig(dataset=str(float_data / "bad.npz"), arch=(784, 32, 10), epochs=2, batch_size=16, val_split=0.0)
     with pytest.raises(TrainingDiverged) as e:
-        fit(config, tmp_path / "run", callbacks=[steps])
+        fit_config(config, tmp_path / "run", callbacks=[steps])
     epoch, step, layer, kind = MESSAGE.search(str(e.value)).groups()
     assert (int(epoch), int(step)) == (1, steps.done[-1][1] + 2)  # the step after the last one that finished
     assert 1 < int(step) <= 125 and (layer, kind) == ("0", "Dense")
@@ -122,7 +123,7 @@ def test_blame_layer_finds_the_first_non_finite_output():
 def test_an_epoch_of_default_training_raises_no_floating_point_error(tmp_path):
     """The README's main job (784-128-64-10, Adam, cosine, MNIST) for one epoch, with overflow and invalid as errors."""
     with np.errstate(over="raise", invalid="raise", divide="raise"):
-        summary = fit(FitConfig(epochs=1), tmp_path / "default")
+        summary = fit_config(FitConfig(epochs=1), tmp_path / "default")
         loaded = serialization.load_model(tmp_path / "default" / runs.MODEL)
         probs = fnn.predict_proba(loaded.model, loaded.params, np.zeros((3, 784), np.float32))
     assert summary["test_accuracy"] > 0.9 and np.isfinite(probs).all()
@@ -142,5 +143,5 @@ def test_an_epoch_of_default_training_raises_no_floating_point_error(tmp_path):
 def test_other_configurations_raise_no_floating_point_error_either(small_npz, tmp_path, options):
     config = FitConfig.from_dict({"dataset": str(small_npz), "arch": [784, 32, 10], "epochs": 1, **options})
     with np.errstate(over="raise", invalid="raise", divide="raise"):
-        summary = fit(config, tmp_path / "run")
+        summary = fit_config(config, tmp_path / "run")
     assert np.isfinite(summary["test_loss"])

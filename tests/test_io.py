@@ -86,15 +86,22 @@ def test_unknown_layer_type_is_refused(saved, kind):
         fio.load_model(path)
 
 
-def test_shape_mismatch_and_nonfinite_weights_are_refused(saved, tmp_path):
+def test_shape_mismatch_and_nonfinite_weights_are_refused_when_saved_and_when_loaded(saved, tmp_path):
     path, model, params = saved
     other = layers.serial(layers.Dense(6), layers.Tanh, layers.Dropout(0.2), layers.Dense(3), layers.Softmax)
-    fio.save_model(tmp_path / "o.npz", other, params, (-1, 4))
     with pytest.raises(fio.ModelFileError, match="architecture needs"):
-        fio.load_model(tmp_path / "o.npz")
+        fio.save_model(tmp_path / "o.npz", other, params, (-1, 4))  # refused before anything is written
     bad = {k: dict(v) for k, v in params.items()}
     bad["3"]["b"] = np.array([0, np.nan, 0], np.float32)
-    fio.save_model(tmp_path / "n.npz", model, bad, (-1, 4))
+    with pytest.raises(fio.ModelFileError, match="NaN or Inf"):
+        fio.save_model(tmp_path / "n.npz", model, bad, (-1, 4))
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != path.name) == []
+    # the same files written by hand are refused by load_model
+    manifest = {"format": "fnn.model", "version": 1, "input_shape": [-1, 4], "metadata": {}}
+    fio.save_arrays(tmp_path / "o.npz", params, {**manifest, "model": other.spec})
+    with pytest.raises(fio.ModelFileError, match="architecture needs"):
+        fio.load_model(tmp_path / "o.npz")
+    fio.save_arrays(tmp_path / "n.npz", bad, {**manifest, "model": model.spec})
     with pytest.raises(fio.ModelFileError, match="NaN or Inf"):
         fio.load_model(tmp_path / "n.npz")
 

@@ -22,7 +22,7 @@ def test_mlp_reaches_97_percent_in_3_epochs(mnist_raw):
     assert {a.dtype for a in tree_leaves(params)} == {np.dtype(np.float32)}
     assert {a.dtype for a in tree_leaves(opt_state["0"]["mu"])} == {np.dtype(np.float32)}
     x_test = batching.to_float(x_test)
-    logits = fnn.train.predict_logits(model, params, x_test)
+    logits = fnn.train.predict_outputs(model, params, x_test)
     assert logits.dtype == np.float32
     acc = float(np.mean(fnn.predict(model, params, x_test) == y_test))
     print(f"MNIST 784-128-64-10, 3 epochs: test accuracy {acc:.4f}")

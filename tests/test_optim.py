@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from fnn import optim
+from fnn.datasets import toy
 from fnn.tree import tree_map
 
 G1 = {"w": np.array([[0.5, -1.0]], np.float32), "b": np.array([2.0], np.float32)}
@@ -93,14 +94,12 @@ def test_registry_covers_the_cli_names():
 
 
 def quadratic_grad(p):
-    # f = 0.5 * sum(a * (x - c)**2), minimum at c
-    a, c = np.array([1.0, 10.0], np.float32), np.array([3.0, -2.0], np.float32)
-    return {"x": a * (p["x"] - c)}
+    # f = (x - 3)**2 / 2 + 10 (y + 2)**2 / 2, minimum at (3, -2); the surfaces of the teaching pictures
+    return {"x": toy.quadratic_grad(p["x"])}
 
 
 def rosenbrock_grad(p):
-    x, y = p["x"]
-    return {"x": np.array([-2 * (1 - x) - 400 * x * (y - x * x), 200 * (y - x * x)], np.float32)}
+    return {"x": toy.rosenbrock_grad(p["x"])}
 
 
 QUAD = {
@@ -180,7 +179,7 @@ def test_schedules_and_readable_learning_rate():
 def test_default_schedule_ends_at_its_floor_not_at_zero():
     """``fnn-cli fit``'s default schedule, stepped through a whole run: the last update's rate is ``lr_floor * lr``."""
     from fnn.training.config import FitConfig
-    from fnn.training.fit import build_optimizer
+    from fnn.training.experiment import build_optimizer
 
     cfg = FitConfig()
     steps_per_epoch = 422  # MNIST's 54,000 training examples at the default batch size

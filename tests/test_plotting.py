@@ -132,3 +132,84 @@ def test_plotting_loads_matplotlib_only_when_drawing(tmp_path):
         "assert 'matplotlib' in sys.modules and 'matplotlib.pyplot' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---------------------------------------------------------------- teaching pictures
+
+
+def linear_model(w, b):
+    """A Dense layer with the given weights (w: (2, outputs)) and its params."""
+    import fnn
+
+    model = fnn.serial(fnn.Dense(len(b)))
+    return model, {"0": {"w": np.asarray(w, np.float32), "b": np.asarray(b, np.float32)}}
+
+
+def colour_share(path, color):
+    """Share of the picture's pixels within a few levels of ``color`` (an RGB triple in [0, 1])."""
+    rgb = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    return float((np.abs(rgb - np.round(np.asarray(color) * 255)).max(axis=2) <= 3).mean())
+
+
+def test_decision_boundary_of_a_binary_one_logit_model(tmp_path):
+    from fnn.datasets import toy
+
+    x, y = toy.moons(n=100, key=0)
+    model, params = linear_model([[1.0], [0.0]], [-0.5])  # class 1 where x[0] > 0.5: both regions show
+    assert_png(plotting.decision_boundary(model, params, x, y, tmp_path / "b.png", classes=["upper", "lower"]))
+    colors = plotting._palette(2)
+    for c in colors:  # a binary model's regions: thresholding the logit at 0, not an argmax over one column
+        assert colour_share(tmp_path / "b.png", plotting._light(c)) > 0.15
+    model, params = linear_model([[0.0], [0.0]], [-1.0])  # logit < 0 everywhere: all class 0
+    plotting.decision_boundary(model, params, x, y, tmp_path / "zero.png")
+    assert colour_share(tmp_path / "zero.png", plotting._light(colors[1])) < 0.001
+
+
+def test_decision_boundary_of_a_multiclass_model(tmp_path):
+    import fnn
+    from fnn.datasets import toy
+
+    x, y = toy.spiral(n_per_class=30, classes=3, key=0)
+    model, params = linear_model([[1.0, -1.0, 0.0], [0.0, 0.0, 1.0]], [0.0, 0.0, 0.0])
+    path = plotting.decision_boundary(model, params, x, y, tmp_path / "m.png", resolution=60)
+    assert_png(path)
+    pred = fnn.predict(model, params, x)
+    assert len(np.unique(pred)) == 3
+    for c in plotting._palette(3):
+        assert colour_share(path, plotting._light(c)) > 0.05
+
+
+def test_decision_boundary_needs_two_input_features(tmp_path):
+    import fnn
+
+    model = fnn.mlp([3, 2])
+    _, params = model.init(fnn.random.key(0), (-1, 3))
+    with pytest.raises(ValueError, match=r"x must be \(n, 2\), got shape \(5, 3\)"):
+        plotting.decision_boundary(model, params, np.zeros((5, 3), np.float32), np.zeros(5, int), tmp_path / "x.png")
+    with pytest.raises(ValueError, match="resolution"):
+        plotting.decision_boundary(model, params, np.zeros((5, 2), np.float32), np.zeros(5, int), tmp_path / "x.png", resolution=1)
+
+
+@pytest.mark.parametrize("surface", ["rosenbrock", "quadratic"])
+def test_optimizer_paths(tmp_path, surface):
+    from fnn.datasets import toy
+
+    paths = toy.trajectories(surface, steps=60)
+    paths["diverged"] = np.array([[-1.0, 0.8], [5.0, 9.0], [np.inf, np.nan]])  # drawn up to where it left
+    w, h = assert_png(plotting.optimizer_paths(paths, tmp_path / "paths.png", surface))
+    assert w > h
+
+
+def test_optimizer_paths_of_an_unknown_surface(tmp_path):
+    with pytest.raises(ValueError, match="unknown surface 'bowl'"):
+        plotting.optimizer_paths({}, tmp_path / "p.png", "bowl")
+
+
+def test_learning_rate_schedules(tmp_path):
+    from fnn import optim
+
+    schedules = {name: optim.schedule_by_name(name, 3e-3, 200, 20, 0.01) for name in ("constant", "step", "exponential", "cosine")}
+    w, h = assert_png(plotting.learning_rate_schedules(schedules, 200, tmp_path / "lr.png"))
+    assert w > 2 * h  # linear and log panels side by side
+    with pytest.raises(ValueError, match="steps must be an integer >= 1, got 0"):
+        plotting.learning_rate_schedules(schedules, 0, tmp_path / "none.png")

@@ -1,5 +1,6 @@
 """The README's examples run exactly as printed."""
 
+import os
 import re
 import subprocess
 import sys
@@ -12,15 +13,33 @@ def python_blocks():
     return re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
 
 
-def test_compose_functions_example_runs(tmp_path):
+def test_train_from_python_examples_run(tmp_path):
+    """The three examples of 'Train from Python', run one after the other as a user pastes them."""
     text = README.read_text()
-    section = text[text.index("## Compose functions in Python") :]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    section = text[text.index("## Train from Python") : text.index("## Learn with fnn")]
+    fit_example, layer_example, step_example = re.findall(r"```python\n(.*?)```", section, re.S)
+    out = subprocess.run([sys.executable, "-c", fit_example + layer_example + step_example], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "model.npz").is_file()
-    loss, *_ = out.stdout.split()
-    assert float(loss) < 0.5, out.stdout
+    lines = out.stdout.strip().splitlines()
+    assert "total: 259 parameters" in out.stdout  # the summary of 4-32-3: 4*32+32 + 32*3+3
+    val_accuracy = float(lines[-2].split()[0])
+    assert val_accuracy > 0.9, out.stdout
+    assert "'accuracy'" in lines[-1] and "'loss'" in lines[-1]
+
+
+def test_learn_with_fnn_example_runs(tmp_path):
+    """The spiral example trains to >= 95% and draws its decision boundary."""
+    text = README.read_text()
+    section = text[text.index("## Learn with fnn") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}  # tiny matrices: threads only slow them
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    accuracy = float(re.fullmatch(r"training accuracy ([\d.]+)%\n", out.stdout).group(1))
+    assert accuracy >= 95 and f"{accuracy}%" in section, out.stdout  # the printed figure is the one the README quotes
+    assert (tmp_path / "spiral_boundary.png").stat().st_size > 10_000
 
 
 def test_readme_starts_with_the_two_commands():

@@ -138,7 +138,7 @@ def test_page_has_labelled_controls_and_local_assets(client):
 
 def test_models_load_once_and_standardization_is_applied(tmp_path, pad_models):  # noqa: F811
     """A model trained on standardized inputs (as `fnn-cli fit` can) gets the same standardization."""
-    model, params, shape, meta = fnn.load_model(pad_models["small"])
+    model, params, shape, meta, _ = fnn.load_model(pad_models["small"])
     mean, std = np.full(784, 0.1, np.float32), np.full(784, 0.3, np.float32)
     meta = {**meta, "preprocessing": {"mean": mean.tolist(), "std": std.tolist()}}
     fnn.save_model(tmp_path / "std.npz", model, params, shape, meta)

@@ -40,7 +40,7 @@ def test_drawn_digits_are_read_at_least_95_percent(pad_models):  # noqa: F811
         assert r.status_code == 200, r.json
         labels.append(r.json["label"])
         naive.append(naive_input(png_bytes, dark_on_light))
-    model, params, _, _ = fnn.load_model(pad_models["mnist"])
+    model, params, *_ = fnn.load_model(pad_models["mnist"])
     accuracy = float(np.mean(np.array(labels) == data.y_test[:N]))
     naive_accuracy = float(np.mean(fnn.predict(model, params, np.stack(naive)) == data.y_test[:N]))
     stored = float(np.mean(fnn.predict(model, params, data.x_test[:N].reshape(N, -1) / np.float32(255)) == data.y_test[:N]))

@@ -124,7 +124,7 @@ def test_a_layer_rebuilt_with_replace_is_run_as_it_says_everywhere():
     np.testing.assert_allclose(model.apply(params, x), want, rtol=1e-6)
     np.testing.assert_array_equal(fnn.predict(model, params, x), want.argmax(1))
     big = np.repeat(x, 300, axis=0)  # more rows than one prediction chunk
-    np.testing.assert_array_equal(fnn.train.predict_logits(model, params, big), model.apply(params, big))
+    np.testing.assert_array_equal(fnn.train.predict_outputs(model, params, big), model.apply(params, big))
     value, _, outputs = fnn.value_and_grad(model, CE)(params, x, y)
     np.testing.assert_allclose(outputs, want, rtol=1e-6)
     for make in (fnn.make_train_step, fnn.make_inplace_train_step):

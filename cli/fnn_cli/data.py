@@ -1,7 +1,9 @@
 """``fnn-cli data``: download, inspect and verify datasets (thin wrappers over :mod:`fnn.datasets`).
 
-Bad input (an unknown dataset name) exits 2 with a one-line message; a
-missing, corrupt or undownloadable dataset exits 1 naming the file.
+Bad input (an unknown dataset name, a limit that is NaN, infinite, negative or
+huge) exits 2 with a one-line message; a missing, corrupt or undownloadable
+dataset exits 1 naming the file; SIGTERM during a download removes the partial
+file and exits 143 with one line.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import sys
 import click
 
 from fnn import datasets
+from fnn_cli.common import OptionError
+from fnn.datasets import download as downloads
 
 
 class DatasetArg(click.ParamType):
@@ -27,6 +31,32 @@ class DatasetArg(click.ParamType):
             return value
         also = " or an existing folder, .npz or .csv" if self.paths else ""
         self.fail(f"{value!r} is not a known dataset ({', '.join(datasets.NAMES)}){also}", param, ctx)
+
+
+class Limit(click.ParamType):
+    """A download limit, checked by :func:`fnn.datasets.download.check_limits` as ``key`` (times ``scale``).
+
+    ``--timeout inf`` -> ``--timeout must be a number of seconds, > 0 and at most 1e+06, got inf`` (exit 2).
+    """
+
+    name = "number"
+
+    def __init__(self, key: str, unit: str, bounds: str, scale: float = 1.0):
+        self.key, self.unit, self.bounds, self.scale = key, unit, bounds, scale
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            return value
+        text = str(value).strip()
+        try:
+            number = float(text)
+            downloads.check_limits(**{self.key: number * self.scale})
+        except ValueError:
+            raise OptionError(f"must be a number of {self.unit}, {self.bounds}, got {text}", ctx, param) from None
+        return number
+
+
+SECONDS = f"> 0 and at most {downloads.MAX_SECONDS:.0f}"
 
 
 class ProgressBars:
@@ -87,15 +117,31 @@ def data():
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=30.0,
+    type=Limit("timeout", "seconds", SECONDS),
+    default=downloads.TIMEOUT,
     show_default=True,
-    help="Seconds a mirror may stay silent.",
+    help="Seconds a mirror may stay silent (to connect, or between two reads).",
 )
-def download(name, mirrors, timeout):
+@click.option(
+    "--deadline",
+    type=Limit("deadline", "seconds", SECONDS),
+    default=downloads.DEADLINE,
+    show_default=True,
+    help="Seconds one mirror may take for one file, however slowly it sends; then the next mirror is tried.",
+)
+@click.option(
+    "--min-rate",
+    type=Limit("min_rate", "KB/s", "finite and >= 0", scale=1000.0),
+    default=downloads.MIN_RATE / 1000,
+    show_default=True,
+    help=f"KB/s a mirror must average once {downloads.RATE_GRACE:g} s have passed (0: no minimum).",
+)
+def download(name, mirrors, timeout, deadline, min_rate):
     """Download NAME into the cache (with a progress bar), verifying every file.
 
-    Files already cached and matching their pins are kept.
+    Files already cached and matching their pins are kept. A mirror slower than
+    --deadline or --min-rate is given up for the next. SIGTERM or Ctrl-C removes
+    the partial file (exit 143 or 130).
 
     \b
     Example:
@@ -103,9 +149,16 @@ def download(name, mirrors, timeout):
     """
     bars = ProgressBars()
     try:
-        folder, paths, urls = datasets.fetch(name, mirrors=list(mirrors) or None, progress=bars, timeout=timeout)
+        folder, paths, urls = datasets.fetch(
+            name, mirrors=list(mirrors) or None, progress=bars, timeout=timeout, deadline=deadline,
+            min_rate=min_rate * 1000,
+        )
     except datasets.DatasetError as e:
         _fail(e)
+    except datasets.Terminated:
+        bars.close()
+        click.echo(f"Error: {name}: download terminated by SIGTERM; its partial file was removed", err=True)
+        raise click.exceptions.Exit(143) from None
     finally:
         bars.close()
     click.echo(f"{name}: {len(paths)} files verified in {folder}")

@@ -10,11 +10,12 @@ import warnings
 import click
 
 from fnn import optim
-
-from fnn.training import runs
-from fnn_cli.common import ArchType, WholeNumber, fail
-from fnn.training.config import SCHEDULES, ConfigError, FitConfig, load_config
 from fnn.layers import ACTIVATIONS
+from fnn.training import runs
+from fnn.training.callbacks import ProgressBar
+from fnn.training.config import SCHEDULES, ConfigError, FitConfig, load_config
+from fnn.tree import tree_size
+from fnn_cli.common import ArchType, WholeNumber, fail
 
 DATASETS = ("mnist", "fashion-mnist", "cifar10")
 
@@ -86,87 +87,25 @@ def progress_folder(progress, out) -> str:
     return str(getattr(progress, "out_dir", None) or out or "the run folder")
 
 
-class Progress:
-    """Progress for a terminal or plain lines for pipes and logs.
-
-    On a terminal (``tty``) each epoch draws one live line, a bar with the running loss, redrawn in
-    place (``\\r`` + the text + ``\\x1b[K``, clear to end of line) at most every ``REDRAW`` seconds; at
-    the epoch's end that line is erased and replaced by the epoch's summary, so one line stays per epoch.
-    """
-
-    REDRAW = 0.1  # seconds between redraws of the live line
-    WIDTH = 24  # characters of the bar itself
+class Progress(ProgressBar):
+    """The library's progress lines (:class:`fnn.training.callbacks.ProgressBar`) with the run's header first."""
 
     def __init__(self, quiet=False, tty=None, file=None):
-        self.quiet = quiet
-        self.file = file
-        self.tty = self._out().isatty() if tty is None else tty
-        self.live = False  # a live line is on screen
-        self.steps, self.drawn = 0, 0.0
+        super().__init__(file=file, tty=tty, quiet=quiet)
+        self.out_dir = None
 
-    def _out(self):
-        return self.file if self.file is not None else sys.stdout
-
-    def _line(self, text):
-        """A finished line; on a terminal it first erases the live one."""
-        if self.live:
-            self._out().write("\r\x1b[K")
-            self.live = False
-        click.echo(text, file=self._out())
-
-    def on_train_begin(self, info):
-        self.epochs = info["config"].epochs
+    def on_train_begin(self, logs=None):
+        loop, info = self.loop, self.loop.info
+        cfg = FitConfig.from_dict(info["config"])
         self.out_dir = info["out_dir"]
-        if not self.quiet:
-            cfg = info["config"]
-            self._line(
-                f"fit {cfg.dataset} {cfg.arch_name} ({info['params']:,} params) with {cfg.optimizer} lr={cfg.lr:g}, "
-                f"batch {cfg.batch_size}, {info['train_examples']} train / {info['val_examples']} val examples"
-            )
-            self._line(f"data: {info['source']}")
-            self._line(f"run folder: {info['out_dir']}")
-
-    def on_epoch_begin(self, epoch, steps):
-        self.steps, self.started, self.drawn = steps, time.perf_counter(), 0.0
-
-    def on_step_end(self, epoch, step, metrics):
-        if not self.tty or self.quiet:
-            return
-        now = time.perf_counter()
-        if self.live and now - self.drawn < self.REDRAW and step + 1 < self.steps:
-            return
-        self.drawn = now
-        done = (step + 1) / max(1, self.steps)
-        filled = int(done * self.WIDTH)
-        eta = (now - self.started) / done * (1 - done)
-        text = (f"epoch {epoch + 1}/{self.epochs} loss {metrics['loss']:.4f}  [{'#' * filled}{'-' * (self.WIDTH - filled)}]"
-                f" {step + 1}/{self.steps}  eta {eta:.0f}s")
-        import shutil
-
-        out = self._out()
-        out.write("\r" + text[: max(20, shutil.get_terminal_size().columns - 1)] + "\x1b[K")  # never wraps: \r redraws it
-        out.flush()
-        self.live = True
-
-    def on_epoch_end(self, epoch, r):
-        if not self.quiet:
-            val = f"  val_loss {r['val_loss']:.4f}  val_acc {r['val_accuracy']:.4f}" if "val_loss" in r else ""
-            self._line(
-                f"epoch {r['epoch']:>3}/{self.epochs}  loss {r['loss']:.4f}  acc {r['accuracy']:.4f}{val}"
-                f"  lr {r['lr']:.2e}  {r['seconds']:.2f}s"
-            )
-
-    def on_warning(self, text):
-        """A training problem found by the diagnostics (``--diagnostics``), said once."""
-        if not self.quiet:
-            self._line(f"warning: {text}")
-
-    def close(self):
-        """After an error or Ctrl-C: keep the live line (where training stopped) and end it."""
-        if self.live:
-            self._out().write("\n")
-            self._out().flush()
-            self.live = False
+        self.line(
+            f"fit {cfg.dataset} {cfg.arch_name} ({tree_size(loop.params):,} params) with {cfg.optimizer} lr={cfg.lr:g}, "
+            f"batch {cfg.batch_size}, {loop.train_examples} train / {loop.val_examples} val examples"
+        )
+        self.line(f"data: {info['source']}")
+        self.line(f"run folder: {info['out_dir']}")
+        loop.info["header_shown"] = True
+        super().on_train_begin(logs)
 
 
 def next_commands(run, summary) -> list:
@@ -197,8 +136,9 @@ def fit(config_file, out, resume, threads, data_dir, quiet, **options):
       fnn-cli fit --resume runs/mnist-784-128-64-10-20261130-120000
     """
     from fnn import datasets
-    from fnn.training.fit import Interrupted, TrainingDiverged, fit as run_fit
     from fnn.serialization import ModelFileError
+    from fnn.training.experiment import fit_config
+    from fnn.training.fit import Interrupted, TrainingDiverged
 
     if resume:
         if out and out != resume:
@@ -212,7 +152,7 @@ def fit(config_file, out, resume, threads, data_dir, quiet, **options):
     start = time.perf_counter()
     warnings.simplefilter("ignore", RuntimeWarning)  # overflow is reported below as a diverged loss
     try:
-        summary = run_fit(config, out, resume=bool(resume), callbacks=[progress], data_dir=data_dir, threads=threads)
+        summary = fit_config(config, out, resume=bool(resume), callbacks=[progress], data_dir=data_dir, threads=threads)
     except (ConfigError, datasets.DatasetError, runs.RunError) as e:
         progress.close()
         fail(str(e))
@@ -230,7 +170,7 @@ def fit(config_file, out, resume, threads, data_dir, quiet, **options):
         progress.close()
         run = e.path.parent
         click.echo(f"\ninterrupted; checkpoint written. Resume with:\n  fnn-cli fit --resume {shlex.quote(str(run))}", err=True)
-        sys.exit(130)
+        sys.exit(128 + e.signum)  # 130 after Ctrl-C, 143 after SIGTERM
     test = (
         f"test accuracy {summary['test_accuracy']:.4f}  test loss {summary['test_loss']:.4f}"
         if summary["test_accuracy"] is not None

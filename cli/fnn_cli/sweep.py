@@ -83,7 +83,8 @@ def sweep(file, jobs, scheduler, out, data_dir):
     """Train every combination in a sweep FILE (YAML: base + grid) and compare them.
 
     Writes each run's folder, results.md/.csv/.json sorted by validation
-    accuracy, and the figures val_curves.png and accuracy_vs_cost.png.
+    accuracy, the figures val_curves.png and accuracy_vs_cost.png, and the
+    sweep file as sweep.yaml (fnn-cli runs list OUT shows its grid keys).
 
     \b
     Example (experiments/optimizers.yaml):
@@ -106,7 +107,8 @@ def sweep(file, jobs, scheduler, out, data_dir):
                 fail(f"--jobs {jobs} and --scheduler {scheduler}: give one (the cluster's workers set the parallelism)")
             kind, where = dask.parse_scheduler(scheduler)
             dask.require_dask()
-        configs = fsweep.load_sweep(file)
+        spec = fsweep.read_sweep(file)
+        configs = fsweep.expand(spec)
     except ConfigError as e:
         fail(str(e))
     out = out or f"runs/sweep-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -122,7 +124,7 @@ def sweep(file, jobs, scheduler, out, data_dir):
         progress = SweepProgress(len(configs))
         progress.begin()
         runner = None if scheduler is None else dask.cluster_runner(scheduler)
-        rows = fsweep.run_sweep(configs, out, jobs or 1, data_dir, progress, runner=runner)
+        rows = fsweep.run_sweep(configs, out, jobs or 1, data_dir, progress, runner=runner, spec=spec)
     click.echo("\n" + fsweep.format_table(rows))
     figures = [f"{out}/{f}" for f in (compare.CURVES_FILE, compare.SCATTER_FILE) if (Path(out) / f).is_file()]
     click.echo(f"table: {out}/results.md, {out}/results.csv" + (f"; figures: {', '.join(figures)}" if figures else ""))

@@ -22,7 +22,7 @@ from fnn import datasets
 
 from fnn.training import diagnostics, runs
 from fnn.training.config import FitConfig
-from fnn.training.fit import fit
+from fnn.training.experiment import fit_config
 
 
 def measure(arch, epochs, repeats, dataset):
@@ -32,7 +32,7 @@ def measure(arch, epochs, repeats, dataset):
         for r in range(repeats):
             for on in ((False, True) if r % 2 == 0 else (True, False)):
                 out = Path(tmp) / f"{r}-{on}"
-                fit(FitConfig(arch=arch, epochs=epochs, diagnostics=on), out, dataset=dataset, threads=1)
+                fit_config(FitConfig(arch=arch, epochs=epochs, diagnostics=on), out, dataset=dataset, threads=1)
                 times[on] += [row["seconds"] for row in runs.read_metrics(out)]
                 if on:
                     rows = diagnostics.read(out)

@@ -19,7 +19,7 @@ batch 128, float32) it times, in one run and interleaved epoch by epoch:
   and accuracy per step, in a process of its own (its OpenMP threads spin after
   each call and would slow NumPy's BLAS threads in the same process);
 
-then ``fnn.training.fit.fit`` and ``fnn-cli fit`` (``--val-split 0``, so 469 steps an epoch).
+then ``fit_config`` and ``fnn-cli fit`` (``--val-split 0``, so 469 steps an epoch).
 Each figure is the median of ``--epochs`` epochs after a warm-up epoch, with min and max.
 Then single-sample predict latency (one 784-vector in, a label out), batch-10000
 inference, and the peak RSS of ``fnn-cli fit --arch 784,128,64,10`` (read from
@@ -319,12 +319,12 @@ class EpochSeconds:
 
 def fit_epochs(arch, epochs, dataset, threads):
     from fnn.training.config import FitConfig
-    from fnn.training.fit import fit
+    from fnn.training.experiment import fit_config
 
     times = EpochSeconds()
     with tempfile.TemporaryDirectory() as tmp:
         config = FitConfig.from_dict({"arch": arch, "epochs": epochs + 1, "val_split": 0.0, "dataset": dataset})
-        summary = fit(config, Path(tmp) / "run", callbacks=[times], threads=threads)
+        summary = fit_config(config, Path(tmp) / "run", callbacks=[times], threads=threads)
     return times.seconds[1:], summary["test_accuracy"]
 
 
@@ -397,7 +397,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, help="BLAS (and PyTorch) threads [default: the libraries' own]")
     ap.add_argument("--arch", action="append", help="only this architecture, e.g. 784,128,64,10 (repeatable)")
     ap.add_argument("--no-torch", action="store_true", help="skip PyTorch even if it is installed")
-    ap.add_argument("--no-cli", action="store_true", help="skip fnn.training.fit.fit, fnn-cli fit and the RSS run")
+    ap.add_argument("--no-cli", action="store_true", help="skip fit_config, fnn-cli fit and the RSS run")
     ap.add_argument("--profile", action="store_true", help="cProfile one fnn epoch per architecture")
     ap.add_argument("--torch-worker", metavar="ARCH", help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
@@ -469,7 +469,7 @@ def run(args, epochs, tmp):
             print(f"  PyTorch                  {pt}")
         if not args.no_cli:
             fit_times, fit_acc = fit_epochs(arch, epochs, dataset, args.threads)
-            print(f"  fnn.training.fit.fit              {spread(fit_times)}  {statistics.median(fit_times) / base:.2f}x GEMM")
+            print(f"  fit_config              {spread(fit_times)}  {statistics.median(fit_times) / base:.2f}x GEMM")
             cli_times, rss = cli_epochs(arch, epochs, dataset, args.threads)
             print(f"  fnn-cli fit              {spread(cli_times)}  {statistics.median(cli_times) / base:.2f}x GEMM"
                   f"  (peak RSS {rss:.0f} MB)")

@@ -4,7 +4,7 @@
     python experiments/diagnostics/run.py init depth              # some of them
     python experiments/diagnostics/run.py --quick --out /tmp/d    # a smoke run on 1000 examples (the tests use it)
 
-Every run is ``fnn.training.fit.fit(FitConfig(..., diagnostics=True))`` on MNIST with
+Every run is ``fnn.training.experiment.fit_config(FitConfig(..., diagnostics=True))`` on MNIST with
 seed 0 and one BLAS thread; the run folders go to a temporary folder (or
 ``--runs``). Each experiment writes ``results.md`` (a Markdown table),
 ``results.json`` and its pictures to ``OUT/<experiment>/``.
@@ -26,7 +26,7 @@ from fnn.training import diagnostics, runs
 
 from fnn.evaluation import plotting
 from fnn.training.config import FitConfig
-from fnn.training.fit import fit
+from fnn.training.experiment import fit_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,7 +36,7 @@ INITS = {"zeros": "zeros", "small normal (0.01)": "normal", "Glorot": "glorot_un
 def train(name, config, dataset, runs_dir):
     """Fit ``config``; returns the run's metrics, diagnostics rows, summary and warnings."""
     out = runs_dir / name
-    summary = fit(config.replace(diagnostics=True, seed=0), out, dataset=dataset, threads=1)
+    summary = fit_config(config.replace(diagnostics=True, seed=0), out, dataset=dataset, threads=1)
     rows = diagnostics.read(out)
     return {"name": name, "history": runs.read_metrics(out), "rows": rows, "summary": summary,
             "warnings": [w for r in rows for w in r["warnings"]]}

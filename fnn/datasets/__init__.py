@@ -1,4 +1,5 @@
-"""Datasets: MNIST, Fashion-MNIST and CIFAR-10, verified, cached and offline-ready; the user's own data.
+"""Datasets: MNIST, Fashion-MNIST and CIFAR-10, verified, cached and offline-ready; the user's own data;
+teaching data (:mod:`fnn.datasets.toy`: spiral, moons, circles, a 1-D curve, 2-D loss surfaces).
 
 >>> from fnn import datasets, random
 >>> ds = datasets.load("mnist")                       # ships with fnn: works offline
@@ -16,12 +17,14 @@ Images stay uint8; :func:`make_transform` turns each drawn batch into
 float32 (:func:`fnn.batching.iterate_batches`).
 
 Modules: ``loader`` (load, fetch, locate), ``sources``, ``download``,
-``integrity``, ``idx``, ``cifar``, ``user`` (IDX folder, .npz, .csv),
-``splits``, ``transforms``, ``registry``, ``base``. Imports NumPy, attrs and
+``temporaries`` (its ``.part`` files), ``integrity``, ``idx``, ``cifar``, ``user`` (IDX folder, .npz, .csv),
+``splits``, ``transforms``, ``registry``, ``base``, ``toy``. Imports NumPy, attrs and
 the standard library only.
 """
 
+from fnn.datasets import toy
 from fnn.datasets.base import ChecksumError, Dataset, DatasetError, DownloadError
+from fnn.datasets.download import Terminated
 from fnn.datasets.loader import check_files, fetch, get_spec, load, locate
 from fnn.datasets.registry import REGISTRY, FileSpec, Spec
 from fnn.datasets.sources import not_found
@@ -40,6 +43,7 @@ __all__ = [
     "NAMES",
     "REGISTRY",
     "Spec",
+    "Terminated",
     "check_files",
     "fetch",
     "flatten",
@@ -52,5 +56,6 @@ __all__ = [
     "rgb_to_gray",
     "scale",
     "standardize_stats",
+    "toy",
     "train_val_split",
 ]

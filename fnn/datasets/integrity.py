@@ -31,7 +31,7 @@ def _open(path, gunzip: bool):
 
 
 @contextlib.contextmanager
-def _reading(path, gunzip: bool):
+def reading(path, gunzip: bool = True):
     """Open the contents of ``path``; any problem reading them becomes a :class:`DatasetError` naming it."""
     try:
         with _open(path, gunzip) as f:
@@ -48,23 +48,32 @@ def _oversized(path, limit):
     return DatasetError(f"{path}: oversized: more than the {limit} bytes expected")
 
 
-def read_content(path, limit: int = MAX_CONTENT) -> bytes:
-    """The (gunzipped) contents of ``path``; at most ``limit`` bytes, else an "oversized" error.
+class Digesting:
+    """A stream that passes ``f``'s bytes on and keeps their MD5 and count (``md5()``, ``size``)."""
 
-    Raises:
-      DatasetError: missing or unreadable file, corrupt or truncated gzip data, oversized contents.
-    """
-    with _reading(path, True) as f:
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise _oversized(path, limit)
-    return data
+    def __init__(self, f):
+        self.f, self.hash, self.size = f, hashlib.md5(), 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.hash.update(data)
+        self.size += len(data)
+        return data
+
+    def readinto(self, buffer) -> int:
+        n = self.f.readinto(buffer)
+        self.hash.update(buffer[:n])
+        self.size += n
+        return n
+
+    def md5(self) -> str:
+        return self.hash.hexdigest()
 
 
 def digest(path, gunzip: bool = True, limit: int = MAX_CONTENT) -> tuple:
     """``(md5 hex, size)`` of the contents of ``path``, read in chunks (never all in memory)."""
     md5, size = hashlib.md5(), 0
-    with _reading(path, gunzip) as f:
+    with reading(path, gunzip) as f:
         while chunk := f.read(CHUNK):
             md5.update(chunk)
             size += len(chunk)
@@ -81,13 +90,6 @@ def check(where, md5: str, size: int, spec) -> None:
             f"{where}: checksum mismatch: expected md5 {spec.md5} ({spec.size} bytes of {what}), "
             f"got md5 {md5} ({size} bytes)"
         )
-
-
-def read_verified(path, spec) -> bytes:
-    """The contents of ``path`` after checking them against ``spec`` (a :class:`FileSpec`)."""
-    data = read_content(path, limit=spec.size)
-    check(path, hashlib.md5(data).hexdigest(), len(data), spec)
-    return data
 
 
 def verify_file(path, spec) -> None:

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
-
-from fnn.datasets import cifar
+from fnn.datasets import cifar, temporaries
 from fnn.datasets.base import Dataset, DatasetError, DownloadError, check_pair
-from fnn.datasets.download import TIMEOUT, fetch_file
-from fnn.datasets.idx import parse_idx
-from fnn.datasets.integrity import read_verified, remove_quietly, verify_file
+from fnn.datasets.download import DEADLINE, MIN_RATE, RATE_GRACE, TIMEOUT, check_limits, fetch_file
+from fnn.datasets.idx import load_idx
+from fnn.datasets.integrity import check, remove_quietly, verify_file
 from fnn.datasets.registry import REGISTRY, Spec
 from fnn.datasets.sources import cache_root, candidates, find, find_file, not_found
 from fnn.datasets.user import load_path
@@ -40,9 +38,15 @@ def _idx(spec, paths) -> tuple:
     arrays = []
     for f in spec.files:  # train images, train labels, test images, test labels
         path = paths[f.name]
-        arrays.append(parse_idx(read_verified(path, f), str(path), ndim=3 if "images" in f.name else 1))
+        try:  # never more than the pinned size is read, however the header lies or the gzip inflates
+            array, md5, size = load_idx(path, ndim=3 if "images" in f.name else 1, limit=f.size)
+        except DatasetError:
+            verify_file(path, f)  # a file that does not parse does not match its pin: say so, with both digests
+            raise
+        check(path, md5, size, f)
+        arrays.append(array)
     x_train, y_train, x_test, y_test = arrays
-    return x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64), list(spec.classes)
+    return x_train, y_train, x_test, y_test, list(spec.classes)
 
 
 def _cifar(spec, paths) -> tuple:
@@ -60,8 +64,8 @@ def build(spec: Spec, paths: dict, source: str) -> Dataset:
     where = str(next(iter(paths.values())).parent)
     if spec.shape and (x_train.shape[1:] != spec.shape or x_test.shape[1:] != spec.shape):
         raise DatasetError(f"{where}: images are {x_train.shape[1:]} and {x_test.shape[1:]}, {spec.name} has {spec.shape}")
-    check_pair(x_train, y_train, f"{where} (train)", len(classes))
-    check_pair(x_test, y_test, f"{where} (test)", len(classes))
+    y_train = check_pair(x_train, y_train, f"{where} (train)", len(classes))
+    y_test = check_pair(x_test, y_test, f"{where} (test)", len(classes))
     return Dataset(spec.name, x_train, y_train, x_test, y_test, classes, source, pins(spec))
 
 
@@ -90,18 +94,37 @@ def check_files(name, paths: dict) -> dict:
     return out
 
 
-def fetch(name, cache_dir=None, mirrors=None, progress=None, timeout: float = TIMEOUT) -> tuple:
+def fetch(
+    name,
+    cache_dir=None,
+    mirrors=None,
+    progress=None,
+    timeout: float = TIMEOUT,
+    *,
+    deadline: float = DEADLINE,
+    min_rate: float = MIN_RATE,
+    grace: float = RATE_GRACE,
+) -> tuple:
     """Make the cache hold a verified copy of every file of ``name``, downloading what it lacks.
 
-    A cached file that fails verification is deleted and fetched again.
+    A cached file that fails verification is deleted and fetched again; temporary files a killed
+    download left are removed (:mod:`fnn.datasets.temporaries`). ``timeout``, ``deadline``,
+    ``min_rate`` and ``grace`` bound each file's download from each mirror
+    (:func:`fnn.datasets.download.fetch_file`).
 
     Returns:
       ``(folder, paths, urls)``: the cache folder, served name -> path, and the URLs downloaded.
+
+    Raises:
+      ValueError: a limit that is not a usable number. DownloadError: a file no mirror served.
+      Terminated: SIGTERM arrived during a download (no temporary file is left).
     """
+    timeout, deadline, min_rate, grace = check_limits(timeout, deadline, min_rate, grace)
     spec = get_spec(name)
     folder = cache_root(cache_dir) / spec.name
     paths, urls = {}, []
     for f in spec.files:
+        temporaries.remove_stale(folder, f.name)
         path = find_file(folder, f)
         if path is not None:
             try:
@@ -110,7 +133,9 @@ def fetch(name, cache_dir=None, mirrors=None, progress=None, timeout: float = TI
                 continue
             except DatasetError:
                 remove_quietly(path)
-        paths[f.name], url = fetch_file(f, folder, mirrors or spec.mirrors, progress, timeout)
+        paths[f.name], url = fetch_file(
+            f, folder, mirrors or spec.mirrors, progress, timeout, deadline=deadline, min_rate=min_rate, grace=grace
+        )
         urls.append(url)
     return folder, paths, urls
 
@@ -124,6 +149,9 @@ def load(
     mirrors=None,
     cache_dir=None,
     timeout: float = TIMEOUT,
+    deadline: float = DEADLINE,
+    min_rate: float = MIN_RATE,
+    grace: float = RATE_GRACE,
 ) -> Dataset:
     """Load ``"mnist"``, ``"fashion-mnist"``, ``"cifar10"``, or the user's data at a path.
 
@@ -141,12 +169,17 @@ def load(
       mirrors: base URLs to use instead of the registered ones.
       cache_dir: the cache folder instead of ``$XDG_CACHE_HOME/fnn``.
       timeout: seconds a mirror may stay silent.
+      deadline: seconds one mirror may take for one file, from the request to the last byte.
+      min_rate: bytes per second a mirror must average once ``grace`` seconds have passed (0: no minimum).
+      grace: seconds before ``min_rate`` applies.
 
     Raises:
       DatasetError: unknown name, corrupt or mismatching file (named), or nothing
         found with downloads off. DownloadError: every mirror failed. Either of the
         last two lists every folder looked in and how to supply the files.
+      ValueError: a download limit that is not a usable number.
     """
+    check_limits(timeout, deadline, min_rate, grace)
     if not isinstance(name, Spec) and name not in REGISTRY:
         if os.path.exists(name) or any(c in str(name) for c in "/\\.~"):
             return load_path(os.path.expanduser(name))
@@ -166,7 +199,9 @@ def load(
     if not download:
         raise DatasetError(not_found(spec.name, spec.files, data_dir, cache_dir, " (downloads are off)"))
     try:
-        folder, paths, urls = fetch(spec, cache_dir, mirrors, progress, timeout)
+        folder, paths, urls = fetch(
+            spec, cache_dir, mirrors, progress, timeout, deadline=deadline, min_rate=min_rate, grace=grace
+        )
     except DownloadError as e:  # say where it was looked for and how to supply it, not only what the mirrors said
         why = ", and no mirror served it:\n" + str(e)
         raise DownloadError(not_found(spec.name, spec.files, data_dir, cache_dir, why), e.attempts) from None

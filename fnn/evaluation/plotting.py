@@ -591,6 +591,154 @@ def saliency_maps(images, saliency, y_true, probs, classes, path, image_shape=No
     return Path(path)
 
 
+# ---------------------------------------------------------------- teaching pictures (fnn.datasets.toy)
+
+
+def _light(color, amount=0.7):
+    """``color`` as RGB, mixed with ``amount`` of white."""
+    from matplotlib.colors import to_rgb
+
+    rgb = np.asarray(to_rgb(color))
+    return rgb + (1 - rgb) * amount
+
+
+def decision_boundary(model, params, x, y, path, classes=None, resolution=200, title="Decision boundary"):
+    """The class ``model`` predicts at every point of a ``resolution x resolution`` grid covering ``x``
+    (2-D inputs, ``x: (n, 2)``), with the points ``(x, y)`` on top, coloured by their true class.
+
+    A model with one output is binary (the logit of class 1): class 1 where the logit
+    is above 0. Otherwise the class is the argmax of the logits (what :func:`fnn.predict`
+    gives). The lines are where the winning logit ties the runner-up (the logit is 0 for
+    one output). Points the model gets wrong are crossed out; the title gives the share it gets right.
+    """
+    from fnn.train import predict_outputs
+
+    x, y = np.asarray(x), np.asarray(y).ravel()
+    if x.ndim != 2 or x.shape[1] != 2:
+        raise ValueError(f"decision_boundary draws 2-D inputs: x must be (n, 2), got shape {x.shape}")
+    if len(y) != len(x) or not len(x):
+        raise ValueError(f"x has {len(x)} rows and y has {len(y)}: they must be the same, at least 1")
+    if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or resolution < 2:
+        raise ValueError(f"resolution must be an integer >= 2, got {resolution!r}")
+    dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float32)
+
+    def classify(points):
+        """``(classes, margin)``: the predicted class, and how far its logit is above the runner-up's."""
+        z = predict_outputs(model, params, points.astype(dtype)).astype(np.float64)
+        if z.shape[1] == 1:
+            return (z[:, 0] > 0).astype(np.int64), np.abs(z[:, 0])
+        top2 = np.sort(z, axis=1)[:, -2:]
+        return z.argmax(axis=1), top2[:, 1] - top2[:, 0]
+
+    lo, hi = x.min(axis=0), x.max(axis=0)
+    pad = 0.08 * np.maximum(hi - lo, 1e-3)
+    gx, gy = np.meshgrid(np.linspace(lo[0] - pad[0], hi[0] + pad[0], resolution),
+                         np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution))
+    grid, margin = classify(np.stack([gx.ravel(), gy.ravel()], axis=1))
+    grid, margin = grid.reshape(gx.shape), margin.reshape(gx.shape)
+    pred, _ = classify(x)
+    k = max(2, int(grid.max()) + 1, int(y.max()) + 1)
+    names, colors = _names(classes, k), _palette(k)
+    light = np.stack([_light(c) for c in colors])
+    wrong = pred != y
+    with _figure(6.6, 5.8, path) as fig:
+        ax = fig.subplots()
+        ax.imshow(light[grid], origin="lower", extent=(gx[0, 0], gx[0, -1], gy[0, 0], gy[-1, 0]), aspect="auto")
+        for c in np.unique(grid):  # region c's edge: where its logit stops winning (margin 0 on it, signed)
+            ax.contour(gx, gy, np.where(grid == c, margin, -margin), levels=[0.0], colors="#444", linewidths=0.9)
+        size = 22 if len(x) <= 600 else 10
+        for c in range(k):
+            pts = x[y == c]
+            ax.scatter(pts[:, 0], pts[:, 1], s=size, color=colors[c], edgecolors="white", linewidths=0.5, label=names[c],
+                       zorder=3)
+        if wrong.any():
+            ax.scatter(x[wrong, 0], x[wrong, 1], s=size * 1.6, marker="x", color="black", linewidths=1.1,
+                       label=f"wrong ({int(wrong.sum())})", zorder=4)
+        ax.grid(False)
+        ax.set(xlabel="x[0]", ylabel="x[1]")
+        ax.set_title(f"{title}\n{np.mean(~wrong):.1%} of {len(x)} points right")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), title="true class", frameon=False)
+    return Path(path)
+
+
+def _cover(bounds, paths):
+    """``bounds`` widened to take in the finite points of ``paths``, by at most one span each way."""
+    out = []
+    for axis, (lo, hi) in enumerate(bounds):
+        span = hi - lo
+        vals = [v for p in paths.values() for v in np.asarray(p, float)[:, axis] if math.isfinite(v)]
+        if vals:
+            lo, hi = max(lo - span, min(lo, min(vals) - 0.04 * span)), min(hi + span, max(hi, max(vals) + 0.04 * span))
+        out.append((lo, hi))
+    return out
+
+
+def optimizer_paths(paths, path, surface="rosenbrock", title=None):
+    """One path per optimizer on the contours of a 2-D loss surface (:data:`fnn.datasets.toy.SURFACES`).
+
+    ``paths``: ``{label: (steps + 1, 2) array}``, e.g. :func:`fnn.datasets.toy.trajectories`;
+    ``surface``: a surface name or :class:`~fnn.datasets.toy.Surface`. The legend gives each
+    path's final distance to the minimum (or "diverged"); the star is the minimum.
+    """
+    from matplotlib.colors import LogNorm
+
+    from fnn.datasets import toy
+
+    surf = toy.surface(surface)
+    (x0, x1), (y0, y1) = _cover(surf.bounds, paths)
+    gx, gy = np.meshgrid(np.linspace(x0, x1, 400), np.linspace(y0, y1, 400))
+    z = surf.value(np.stack([gx, gy], axis=-1))
+    if surf.log_levels:
+        levels, norm = np.geomspace(max(float(z.min()), 1e-2), float(z.max()), 16), LogNorm()
+    else:
+        levels, norm = np.linspace(0, math.sqrt(float(z.max())), 16)[1:] ** 2, None  # evenly spaced ellipses
+    steps = max((len(p) - 1 for p in paths.values()), default=0)
+    with _figure(9.6, 5.6, path) as fig:
+        ax = fig.subplots()
+        ax.contourf(gx, gy, z, levels=levels, norm=norm, cmap="Greys", alpha=0.28, extend="both")
+        ax.contour(gx, gy, z, levels=levels, norm=norm, colors="#999", linewidths=0.6)
+        for (label, p), color in zip(paths.items(), _palette(len(paths))):
+            p = np.asarray(p, float)
+            finite = np.isfinite(p).all(axis=1)
+            end = p[finite][-1] if finite.any() else p[0]
+            note = f"{math.hypot(*(end - surf.minimum)):.2g}" if finite.all() else "diverged"
+            ax.plot(p[finite, 0], p[finite, 1], "-", color=color, linewidth=1.6, alpha=0.9, label=f"{label}: {note}")
+            if finite.all():
+                ax.plot(*end, "o", color=color, markersize=6, markeredgecolor="white", zorder=4)
+        start = next(iter(paths.values()))[0] if paths else surf.start
+        ax.plot(*start, "o", color="black", markersize=7, zorder=5, label="start")
+        ax.plot(*surf.minimum, "*", color="gold", markersize=17, markeredgecolor="black", zorder=5, label="minimum")
+        ax.set(xlim=(x0, x1), ylim=(y0, y1), xlabel="x", ylabel="y")
+        ax.grid(False)
+        ax.set_title(title or f"Optimizers on the {surf.name} surface: {steps} steps each")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=9, title="distance to the minimum at the end",
+                  title_fontsize=9, alignment="left")
+    return Path(path)
+
+
+def learning_rate_schedules(schedules, steps, path, title="Learning-rate schedules"):
+    """Learning rate against step ``0 .. steps - 1`` for each named schedule, on a linear and a log axis.
+
+    ``schedules``: ``{name: schedule}``, each a function ``step -> lr`` (:mod:`fnn.optim`).
+    """
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    t = np.arange(int(steps))
+    with _figure(12, 4.4, path) as fig:
+        axes = fig.subplots(1, 2)
+        for (name, schedule), color in zip(schedules.items(), _palette(len(schedules))):
+            lr = np.array([schedule(int(i)) for i in t], float)
+            for ax in axes:
+                ax.plot(t, lr, color=color, linewidth=1.8, label=f"{name}: ends at {lr[-1]:.2g}")
+        axes[1].set_yscale("log")
+        axes[0].set(title="Linear axis", xlabel="step", ylabel="learning rate")
+        axes[1].set(title="Log axis: the floor and the warm-up's start", xlabel="step", ylabel="learning rate (log)")
+        axes[0].set_ylim(bottom=0)
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right center")
+        fig.suptitle(title)
+    return Path(path)
+
+
 def _count_label(v, _=None):
     """``50000 -> "50k"``, ``2500000 -> "2.5M"``."""
     return f"{v / 1e6:g}M" if abs(v) >= 1e6 else f"{v / 1e3:g}k" if abs(v) >= 1e3 else f"{v:g}"
@@ -620,4 +768,7 @@ __all__ = [
     "dead_units",
     "overfitting_curves",
     "saliency_maps",
+    "decision_boundary",
+    "optimizer_paths",
+    "learning_rate_schedules",
 ]

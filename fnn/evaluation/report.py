@@ -26,14 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-from fnn import layers, losses, metrics
+from fnn import layers, losses, metrics, tasks
 
 from fnn import serialization
 
 from fnn.evaluation import markdown
 
 from fnn.training import runs
-from fnn.train import predict_logits
+from fnn.train import predict_outputs
 
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.md"
@@ -49,29 +49,47 @@ class EvaluationError(ValueError):
 # ---------------------------------------------------------------- numbers
 
 
-def analyze(y_true, logits, classes=None, n_bins: int = 15, top_pairs: int = 10) -> dict:
-    """All metrics of ``logits: (n, K)`` against labels ``y_true: (n,)``, as a JSON-able dict.
+def class_probabilities(outputs, task):
+    """``(n, K)`` class probabilities of a classifier's outputs: a binary model's one output becomes two columns."""
+    p = task.proba(outputs)
+    return np.stack([1 - p, p], axis=1) if task.kind == "binary" else p
 
+
+def task_loss(task):
+    """The loss a classifier of ``task`` reports: softmax CE of logits, CE of probabilities, or binary CE of logits."""
+    if task.kind == "binary":
+        return losses.binary_cross_entropy
+    return losses.categorical_cross_entropy if task.outputs == "probabilities" else losses.softmax_cross_entropy
+
+
+def analyze(y_true, logits, classes=None, n_bins: int = 15, top_pairs: int = 10, task=None) -> dict:
+    """All metrics of a classifier's outputs ``logits: (n, K)`` against labels ``y_true: (n,)``, as a JSON-able dict.
+
+    ``task`` (:mod:`fnn.tasks`) says what the outputs are: logits by default,
+    probabilities for a model ending in Softmax, one logit for a binary model.
     Keys: ``n``, ``accuracy``, ``top_k_accuracy`` (k = 2, 3, 5 where k < K),
-    ``loss`` (softmax cross-entropy of the logits, as training reports it),
+    ``loss`` (the cross-entropy training reports for that task),
     ``ece`` (15-bin expected calibration error), ``per_class`` (precision,
     recall, F1, support per class), ``macro`` and ``weighted`` averages,
     ``confusion_matrix`` (counts, rows = true class), ``most_confused`` pairs,
     and ``confidence`` (how the top probability relates to errors).
     """
     y_true = np.asarray(y_true)
-    k = logits.shape[1]
+    task = tasks.Task("multiclass", "logits") if task is None else task
+    if task.kind not in ("multiclass", "binary"):
+        raise EvaluationError(f"the report is for classifiers; this model's task is {tasks.name_of(task)} (use fnn.evaluate)")
+    probs = class_probabilities(logits, task)
+    k = probs.shape[1]
     names = [str(c) for c in classes] if classes is not None else [str(i) for i in range(k)]
-    probs = layers.softmax(logits)
-    pred = logits.argmax(axis=1)
+    pred = probs.argmax(axis=1)
     cm = metrics.confusion_matrix(y_true, pred, k)
     prf = metrics.precision_recall_f1(cm=cm)
     return {
         "n": int(len(y_true)),
         "classes": names,
         "accuracy": metrics.accuracy(y_true, pred),
-        "top_k_accuracy": {str(t): metrics.top_k_accuracy(y_true, logits, t) for t in (2, 3, 5) if t < k},
-        "loss": losses.softmax_cross_entropy.apply(logits, y_true) if len(y_true) else 0.0,
+        "top_k_accuracy": {str(t): metrics.top_k_accuracy(y_true, probs, t) for t in (2, 3, 5) if t < k},
+        "loss": task_loss(task).apply(logits, y_true) if len(y_true) else 0.0,
         "ece": metrics.expected_calibration_error(y_true, probs, n_bins),
         "per_class": [
             {"class": names[c], "precision": float(prf["precision"][c]), "recall": float(prf["recall"][c]),
@@ -130,7 +148,7 @@ def transform_for(metadata: dict):
 
 
 def evaluate(model, params, x, y, classes=None, out_dir=None, *, transform=None, history=None,
-             pictures=True, title="Evaluation", about=None, diagnostics=None) -> dict:
+             pictures=True, title="Evaluation", about=None, diagnostics=None, task=None, state=None) -> dict:
     """Forward pass over ``x`` and :func:`analyze`; with ``out_dir``, write the files too.
 
     Args:
@@ -143,14 +161,17 @@ def evaluate(model, params, x, y, classes=None, out_dir=None, *, transform=None,
       about: extra JSON-able facts stored under ``"about"`` (model path, dataset, split).
       diagnostics: the run's ``diagnostics.jsonl`` rows (:mod:`fnn.training.diagnostics`): adds their
         warnings and last epoch under ``"diagnostics"``, their pictures and a saliency map.
+      task: what the model's outputs are (:mod:`fnn.tasks`; a saved model's ``task`` metadata); by default its last layer says.
+      state: a stateful model's state (BatchNorm's running averages).
 
     Returns the :func:`analyze` dict plus ``seconds`` (forward pass and metrics)
     and, when written, ``out_dir``, ``files`` (picture name -> path) and ``report`` (the path of ``report.md``).
     """
     t0 = time.perf_counter()
     features = transform(x) if transform is not None else x
-    logits = predict_logits(model, params, features)
-    result = analyze(y, logits, classes)
+    logits = predict_outputs(model, params, features, state=state)
+    task = tasks.for_model(model, logits.shape[-1]) if task is None else task
+    result = analyze(y, logits, classes, task=task)
     result["seconds"] = time.perf_counter() - t0
     result["about"] = dict(about or {})
     if diagnostics:
@@ -163,7 +184,7 @@ def evaluate(model, params, x, y, classes=None, out_dir=None, *, transform=None,
         files = {}
         if pictures:
             images = x if transform is not None else None
-            files = draw(out, result, layers.softmax(logits), y, images, params, history)
+            files = draw(out, result, class_probabilities(logits, task), y, images, params, history)
             if diagnostics:
                 files.update(draw_diagnostics(out, diagnostics, history, model, params, features, y, images, result["classes"]))
         result["files"] = {k: str(v) for k, v in files.items()}
@@ -218,7 +239,7 @@ def draw_diagnostics(out, rows, history, model, params, features, y, images=None
         x, t = features[:n_saliency], np.asarray(y)[:n_saliency]
         sal = diagnostics.saliency(model, params, x, t)
         files["saliency"] = plotting.saliency_maps(x if shown is None else shown[:n_saliency], sal, t,
-                                                   layers.softmax(predict_logits(model, params, x)), classes,
+                                                   layers.softmax(predict_outputs(model, params, x)), classes,
                                                    out / "saliency.png")
     return files
 
@@ -278,6 +299,7 @@ def evaluate_run(run_or_model, dataset=None, split="test", out_dir=None, *, data
         raise EvaluationError(f"dataset {name!r} has no {split} examples")
     classes = meta.get("classes")
     k = loaded.model.init(None, loaded.input_shape)[0][-1]
+    k = 2 if k == 1 else k  # a binary model: one logit, two classes
     if classes is not None and len(classes) != k:
         raise EvaluationError(f"{path}: the model has {k} outputs but its metadata lists {len(classes)} classes")
     if int(np.max(y)) >= k:
@@ -298,8 +320,9 @@ def evaluate_run(run_or_model, dataset=None, split="test", out_dir=None, *, data
     about = {"model": str(path), "run": str(run) if run else None, "dataset": name, "split": split,
              "summary_test_accuracy": summary.get("test_accuracy"), "summary_test_loss": summary.get("test_loss")}
     title = f"Evaluation of {run.name if run else path.name} on {name} ({split})"
+    task = tasks.from_name(meta["task"]) if "task" in meta else None
     return evaluate(loaded.model, loaded.params, x, y, classes, out, transform=transform, history=history,
-                    pictures=pictures, title=title, about=about, diagnostics=diagnostics)
+                    pictures=pictures, title=title, about=about, diagnostics=diagnostics, task=task, state=loaded.state)
 
 
 def _trained_on(run):
@@ -320,7 +343,7 @@ def _validation_split(run, name, data_dir):
     if run is None or not (run / runs.CONFIG).is_file():
         raise EvaluationError("--split val needs a run folder with its config.yaml (the split is rebuilt from it)")
     from fnn.training.config import ConfigError, load_config
-    from fnn.training.fit import prepare_data
+    from fnn.training.experiment import prepare_data
 
     try:
         config = load_config(run / runs.CONFIG)

@@ -4,7 +4,9 @@
 - :mod:`~fnn.layers.dense`: ``Dense``;
 - :mod:`~fnn.layers.activations`: ``Relu``, ``LeakyRelu``, ``Sigmoid``, ``Tanh``, ``Identity``, ``Softmax``;
 - :mod:`~fnn.layers.regularization`: ``Dropout``;
-- :mod:`~fnn.layers.shape`: ``Flatten``;
+- :mod:`~fnn.layers.shape`: ``Flatten``, ``Reshape``;
+- :mod:`~fnn.layers.conv`: ``Conv2D`` (NHWC images, im2col); :mod:`~fnn.layers.pool`: ``MaxPool2D``, ``AvgPool2D``, ``GlobalAvgPool``;
+- :mod:`~fnn.layers.norm`: ``BatchNorm`` (keeps state: running mean and variance);
 - :mod:`~fnn.layers.mlp`: ``mlp(sizes)``.
 
 >>> model = mlp([4, 8, 2])
@@ -18,9 +20,14 @@ from fnn.layers.dense import Dense
 from fnn.layers.mlp import ACTIVATIONS, DEFAULT_INIT, mlp
 from fnn.layers.regularization import Dropout
 from fnn.layers.shape import Flatten
+from fnn.layers.shape import Reshape
+from fnn.layers.conv import Conv2D
+from fnn.layers.pool import AvgPool2D, GlobalAvgPool, MaxPool2D
+from fnn.layers.norm import BatchNorm
 
 __all__ = [
     "Layer", "layer", "serial", "apply_model", "vjp_model", "init_state", "register", "build", "REGISTRY", "SpecError", "child_keys", "elementwise",
     "Dense", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Identity", "Softmax", "Dropout", "Flatten",
     "mlp", "ACTIVATIONS", "DEFAULT_INIT", "softmax", "log_softmax",
 ]
+__all__ += ["Reshape", "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool", "BatchNorm"]

@@ -162,7 +162,7 @@ class Diagnostics:
       rows: earlier rows (when resuming): their warnings are not given again.
 
     Use: ``measure`` at the start, then per epoch ``epoch_begin(params)`` and
-    ``epoch_end(epoch, params, record) -> [new warnings]``. ``fnn.training.fit`` does this
+    ``epoch_end(epoch, params, record) -> [new warnings]``. ``fnn.fit`` does this
     when ``FitConfig(diagnostics=True)``; a hand-written loop can do the same.
     """
 
@@ -318,15 +318,35 @@ def read(path) -> list[dict]:
     return runs.read_jsonl(path / runs.DIAGNOSTICS if path.is_dir() else path)
 
 
-def for_fit(model, loss, data, config, path, history, resume_epoch):
-    """The recorder ``fnn.training.fit`` uses: a probe of the run's training split; ``path`` keeps the rows up to ``resume_epoch``."""
+class Recorder:
+    """A :func:`fnn.fit` callback that runs a :class:`Diagnostics` every epoch and passes its warnings on (``loop.warn``)."""
+
+    def __init__(self, diag: Diagnostics, measure_init: bool):
+        self.diag, self.measure_init, self.loop = diag, measure_init, None
+
+    def on_train_begin(self, logs=None):
+        if self.measure_init:  # epoch 0: the initialization
+            for text in self.diag.epoch_end(0, self.loop.params):
+                self.loop.warn(text)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.diag.epoch_begin(self.loop.params)
+
+    def on_epoch_end(self, epoch, logs=None):
+        for text in self.diag.epoch_end(epoch + 1, self.loop.params, logs):
+            self.loop.warn(text)
+
+
+def recorder(model, loss, data, config, path, history, resume_epoch, resumed=False) -> Recorder:
+    """The recorder ``fnn-cli fit --diagnostics`` uses: a probe of the run's training split; ``path`` keeps the rows up to ``resume_epoch``."""
     rows = [r for r in read(path) if r["epoch"] <= resume_epoch] if resume_epoch else []
     text = "".join(json.dumps(r) + "\n" for r in rows)
     Path(path).write_text(text, encoding="utf-8")
     key = random.fold_in(random.key(config.seed), 0xD1A6)
-    return Diagnostics.probe(model, data["x_train"], data["y_train"], data["transform"], key, loss=loss,
+    diag = Diagnostics.probe(model, data["x_train"], data["y_train"], data["transform"], key, loss=loss,
                              batch_size=config.batch_size, path=path, history=history, rows=rows)
+    return Recorder(diag, measure_init=not resumed)
 
 
-__all__ = ["Diagnostics", "layer_groups", "check", "overfitting_epoch", "saliency", "read", "for_fit",
+__all__ = ["Diagnostics", "layer_groups", "check", "overfitting_epoch", "saliency", "read", "recorder", "Recorder",
            "PROBE_SIZE", "GRAD_BATCHES", "VANISHING_RATIO", "DEAD_FRACTION", "SATURATED_FRACTION", "OVERFIT_EPOCHS"]

@@ -1,549 +1,460 @@
-"""The training loop: ``fit(config, out_dir)`` trains, checkpoints and writes a run folder.
+"""``fnn.fit``: train any model on arrays, with a history, callbacks that steer, checkpoints and exact resume.
 
-Everything ``fnn-cli fit`` does happens here; the CLI only parses options and
-draws progress. A run is a pure function of its :class:`~fnn.training.config.FitConfig`
-and data: keys derive from ``config.seed`` (shuffle order from the epoch
-number, dropout masks from epoch and step), so the same seed gives
-bit-identical weights, and a run resumed from any checkpoint ends exactly
-where an uninterrupted one does.
+>>> import fnn
+>>> x = fnn.random.normal(fnn.random.key(0), (200, 2))
+>>> y = (x[:, 0] * x[:, 1] > 0).astype(np.int64)                     # a binary task
+>>> result = fnn.fit(fnn.mlp([2, 16, 1]), x, y, loss=fnn.losses.binary_cross_entropy,
+...                  optimizer=fnn.optim.adam(1e-2), epochs=3, batch_size=32, verbose=0)
+>>> sorted(result.history)
+['accuracy', 'cpu_seconds', 'epoch', 'loss', 'lr', 'peak_rss_mb', 'seconds']
+>>> len(result.history["loss"]), result.params["0"]["w"].shape
+(3, (2, 16))
 
-Callbacks are objects with any of these methods (all optional):
-``on_train_begin(info)``, ``on_epoch_begin(epoch, steps)``,
-``on_step_end(epoch, step, metrics)``, ``on_epoch_end(epoch, record)``,
-``on_warning(text)`` (with ``config.diagnostics``: a training problem, said once),
-``on_train_end(summary)``.
+A run is a pure function of its data, model, optimizer and key: every
+shuffle order and dropout mask derives from ``seed`` (or ``key``), so the
+same seed gives bit-identical weights, and a run resumed from a checkpoint
+ends exactly where an uninterrupted one does. Training runs through
+:func:`fnn.make_inplace_train_step` in buffers the loop owns.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import platform
 import resource
 import signal
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-import fnn
-from fnn import batching, layers, losses, optim, random
-from fnn.training import diagnostics, runs
-from fnn import serialization
-from fnn.training.config import ConfigError, FitConfig, save_config
-from fnn.train import NonFiniteLoss, accuracy, evaluate, make_inplace_train_step, predict_logits
+from fnn import batching, losses, optim, random, serialization, tasks
+from fnn.layers.base import init_state
+from fnn.train import NonFiniteLoss, evaluate, make_inplace_train_step
+from fnn.training import checkpoints
+from fnn.training.callbacks import StopTraining, verbose_callbacks
+from fnn.tree import tree_flatten
 from fnn.workspace import Workspace
-from fnn.tree import tree_copy, tree_size
-
-CHECKPOINT_FORMAT = "fnn.checkpoint"
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or Inf; the message names the epoch, step and first non-finite layer."""
-
-
-class Interrupted(KeyboardInterrupt):
-    """Training was interrupted (Ctrl-C) after writing a checkpoint at ``path``."""
-
-    def __init__(self, path):
-        super().__init__(str(path))
-        self.path = path
-
-
-# ---------------------------------------------------------------- data
-
-
-def prepare_data(config: FitConfig, data_dir=None, dataset=None):
-    """Load the dataset, split off validation, and check the architecture fits it.
-
-    Returns a dict with uint8 ``x_train``/``x_val``/``x_test``, labels,
-    ``transform`` (uint8 batch -> float32 features) and ``meta`` (classes,
-    preprocessing, digests). ``dataset`` may be given directly (a loaded
-    :class:`fnn.datasets.Dataset`), skipping the load.
-    """
-    from fnn import datasets
-
-    if dataset is None and config.dataset in datasets.REGISTRY:  # check the architecture before any download
-        spec = datasets.REGISTRY[config.dataset]
-        features = int(np.prod(spec.shape)) // (3 if config.grayscale and spec.shape[-1:] == (3,) else 1)
-        if config.arch[0] != features:
-            raise ConfigError(
-                f"arch {config.arch_name} starts with {config.arch[0]} inputs, but {spec.name} has {features} features per example"
-            )
-    ds = dataset if dataset is not None else datasets.load(config.dataset, data_dir=data_dir)
-    if config.grayscale and (ds.x_train.ndim != 4 or ds.x_train.shape[-1] != 3):
-        raise ConfigError(f"grayscale needs colour images; {ds.name} images are {ds.x_train.shape[1:]}")
-    features = ds.features // 3 if config.grayscale else ds.features
-    classes = len(ds.classes)
-    if config.arch[0] != features:
-        raise ConfigError(
-            f"arch {config.arch_name} starts with {config.arch[0]} inputs, but {ds.name} has {features} features per example"
-        )
-    if config.arch[-1] != classes:
-        raise ConfigError(f"arch {config.arch_name} ends with {config.arch[-1]} outputs, but {ds.name} has {classes} classes")
-    _, k_split, _, _ = random.split(random.key(config.seed), 4)
-    if config.val_split > 0:
-        train_idx, val_idx = datasets.train_val_split(ds.y_train, config.val_split, k_split)
-    else:
-        train_idx, val_idx = np.arange(len(ds.y_train)), np.arange(0)
-    x_tr, y_tr = ds.x_train[train_idx], ds.y_train[train_idx]
-    mean = std = None
-    if config.standardize:
-        mean, std = datasets.standardize_stats(x_tr, grayscale=config.grayscale)
-    transform = datasets.make_transform(grayscale=config.grayscale, mean=mean, std=std)
-    x_test = ds.x_test
-    return {
-        "x_train": x_tr,
-        "y_train": y_tr,
-        "x_val": ds.x_train[val_idx],
-        "y_val": ds.y_train[val_idx],
-        "x_test": x_test,
-        "y_test": ds.y_test,
-        "transform": transform,
-        "val_idx": val_idx,
-        "meta": {
-            "dataset": ds.name,
-            "classes": list(ds.classes),
-            "source": ds.source,
-            "files": ds.files,
-            "preprocessing": {
-                "scale": 1 / 255,
-                "mean": None if mean is None else mean.tolist(),
-                "std": None if std is None else std.tolist(),
-                "grayscale": config.grayscale,
-                "image_shape": list(ds.x_train.shape[1:]),
-            },
-        },
-    }
-
-
-# ---------------------------------------------------------------- pieces from the config
-
-
-def build_model(config: FitConfig):
-    """The model ``config.arch`` describes, and its ``init`` input shape."""
-    return layers.mlp(config.arch, config.activation, config.dropout, config.init), (-1, config.arch[0])
-
-
-def build_optimizer(config: FitConfig, steps_per_epoch: int):
-    """The optimizer with its schedule (down to ``lr_floor * lr``), warm-up, clipping and weight decay."""
-    total = steps_per_epoch * config.epochs
-    schedule = optim.schedule_by_name(config.schedule, config.lr, total, config.warmup * steps_per_epoch, config.lr_floor)
-    return optim.by_name(config.optimizer, schedule, config.weight_decay, config.clip_norm)
-
-
-def build_penalty(config: FitConfig):
-    """The L1 + L2 penalty, or None."""
-    return losses.penalties(*([losses.l1(config.l1)] if config.l1 else []), *([losses.l2(config.l2)] if config.l2 else []))
-
-
-def blame_layer(model, params, x) -> str:
-    """Which layer of a serial ``model`` broke on ``x``: the first with a non-finite output, else the largest output."""
-    largest = (-1.0, None, None)
-    for i, child in enumerate(model.children or (model,)):
-        spec = child.spec
-        with np.errstate(all="ignore"):
-            x = child.apply(params[str(i)], x)
-            peak = float(np.max(np.abs(x))) if x.size else 0.0
-        if not np.isfinite(x).all():
-            return f"first non-finite output: layer {i} ({spec['type']})"
-        largest = max(largest, (peak, i, spec["type"]), key=lambda t: t[0])
-    return f"no layer output is non-finite; the largest is layer {largest[1]} ({largest[2]}), max |x| = {largest[0]:.3g}"
-
 
 #: Training stops when the loss is NaN/Inf or exceeds this multiple of the run's first batch loss.
 DIVERGENCE_FACTOR = 1e6
 
 
-def diverged(loss_value, first_loss) -> bool:
-    """True when ``loss_value`` is NaN/Inf or has grown over :data:`DIVERGENCE_FACTOR` times ``first_loss``."""
-    return not math.isfinite(loss_value) or loss_value > DIVERGENCE_FACTOR * max(first_loss, 1e-3)
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN/Inf or exploded; the message names the epoch, step and the layer to blame."""
+
+    def __init__(self, message, epoch, step):
+        super().__init__(message)
+        self.epoch, self.step = epoch, step
 
 
-# ---------------------------------------------------------------- checkpoints
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped training between two steps; ``path`` is the checkpoint written (or None)."""
+
+    def __init__(self, path, signum, result):
+        super().__init__(str(path))
+        self.path, self.signum, self.result = path, signum, result
 
 
-def save_checkpoint(path, state: dict) -> None:
-    """Write a training state atomically (params, optimizer state, best params, key, cursor, history)."""
-    trees = {"params": state["params"], "opt_state": state["opt_state"]}
-    if state.get("best_params") is not None:
-        trees["best_params"] = state["best_params"]
-    manifest = {
-        "format": CHECKPOINT_FORMAT,
-        "version": 1,
-        "config": state["config"].to_dict(),
-        "key": [int(w) for w in state["key"]],
-        "epoch": state["epoch"],
-        "cursor": state["cursor"],
-        "history": state["history"],
-        "epoch_sums": state["epoch_sums"],
-        "best": state["best"],
-        "train_seconds": state["train_seconds"],
-        "first_loss": state["first_loss"],
-    }
-    serialization.save_arrays(path, trees, manifest)
+class FitResult(NamedTuple):
+    """What :func:`fit` returns: the trained ``params`` (and model ``state``), the ``opt_state`` to go on from, and the history."""
+
+    params: dict
+    opt_state: dict
+    state: dict
+    history: dict  # name -> per-epoch list: loss, metrics, val_*, lr, seconds, ...
+    records: list  # the same, one dict per epoch
+    stopped_early: bool
+    task: tasks.Task
+    in_shape: tuple
+    train_seconds: float
 
 
-def load_checkpoint(path) -> dict:
-    """Read a checkpoint written by :func:`save_checkpoint`; raises :class:`fnn.serialization.ModelFileError`."""
-    trees, manifest = serialization.load_arrays(path)
-    if manifest.get("format") != CHECKPOINT_FORMAT:
-        raise serialization.ModelFileError(f"{path}: not an fnn checkpoint")
-    try:
-        _check_fields(manifest)
-        return {
-            "params": trees["params"],
-            "opt_state": trees.get("opt_state", {}),
-            "best_params": trees.get("best_params"),
-            "config": FitConfig.from_dict({"lr_floor": 0.0, **manifest["config"]}),  # older checkpoints: no floor
-            "key": np.asarray(manifest["key"], np.uint32),
-            "epoch": manifest["epoch"],
-            "cursor": manifest["cursor"],
-            "history": manifest["history"],
-            "epoch_sums": dict(manifest["epoch_sums"]),
-            "best": dict(manifest["best"]),
-            "train_seconds": float(manifest["train_seconds"]),
-            "first_loss": manifest["first_loss"],
-        }
-    except (KeyError, TypeError, ValueError) as e:
-        raise serialization.ModelFileError(f"{path}: checkpoint is incomplete or malformed ({str(e):.200})") from None
+class Loop:
+    """The training in progress, as callbacks see it (``callback.loop``).
 
-
-def _check_fields(m) -> None:
-    """Raise ValueError unless the checkpoint manifest's training state has the types the loop relies on."""
-
-    def number(v, none_ok=False):
-        return (v is None and none_ok) or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
-
-    def count(v, none_ok=False):
-        return (v is None and none_ok) or (type(v) is int and v >= 0)
-
-    key = m["key"]
-    checks = {
-        "key": isinstance(key, list) and len(key) == len(random.key(0)) and all(type(w) is int and 0 <= w < 1 << 32 for w in key),
-        "epoch": count(m["epoch"]),
-        "cursor": count(m["cursor"]),
-        "history": isinstance(m["history"], list) and all(isinstance(r, dict) for r in m["history"]),
-        "epoch_sums": isinstance(m["epoch_sums"], dict) and set(m["epoch_sums"]) == {"loss", "correct", "count"}
-        and all(number(v) for v in m["epoch_sums"].values()),
-        "best": isinstance(m["best"], dict) and set(m["best"]) == {"epoch", "val_loss", "wait"}
-        and count(m["best"]["epoch"], True) and number(m["best"]["val_loss"], True) and count(m["best"]["wait"]),
-        "train_seconds": number(m["train_seconds"]),
-        "first_loss": number(m["first_loss"], True),
-    }
-    bad = [k for k, ok in checks.items() if not ok]
-    if bad:
-        raise ValueError(f"bad {', '.join(bad)}")
-
-
-def _restore_layout(path, loaded, template, what):
-    """Put loaded leaves back into ``template``'s layout (empty dicts and scalar counts included).
-
-    Raises :class:`fnn.serialization.ModelFileError` when the checkpoint's arrays do not fit the run's model
-    and optimizer (other names or shapes) or hold NaN/Inf.
+    Read: ``model``, ``in_shape``, ``task``, ``epoch`` (from 0), ``epochs``,
+    ``steps_per_epoch``, ``batch_size``, ``train_examples``, ``val_examples``,
+    ``history`` / ``records``, ``info`` (what the caller passed). Read and
+    change between epochs: ``params``, ``opt_state``, ``state``,
+    ``learning_rate``, ``stop_training``.
     """
-    flat, want = dict(fnn.tree.tree_flatten(loaded)), dict(fnn.tree.tree_flatten(template))
-    if flat.keys() != want.keys():
-        raise serialization.ModelFileError(f"{path}: checkpoint {what} {sorted(flat)[:6]} do not fit this run, which needs {sorted(want)[:6]}")
-    for p, t in want.items():
-        if np.shape(flat[p]) != np.shape(t) or not np.isfinite(flat[p]).all():
-            raise serialization.ModelFileError(f"{path}: checkpoint {what} {p} is {np.shape(flat[p])} or not finite; this run needs {np.shape(t)}")
-    return fnn.tree.tree_map_with_path(lambda p, t: np.asarray(flat[p], dtype=np.asarray(t).dtype).reshape(np.shape(t)), template)
+
+    def __init__(self, model, in_shape, task, epochs, batch_size, steps_per_epoch, train_examples, val_examples, info):
+        self.model, self.in_shape, self.task, self.epochs, self.batch_size = model, in_shape, task, epochs, batch_size
+        self.steps_per_epoch, self.train_examples, self.val_examples, self.info = steps_per_epoch, train_examples, val_examples, info
+        self.params = self.opt_state = self.state = None
+        self.records, self.epoch, self.stop_training, self.callbacks = [], 0, False, []
+
+    @property
+    def history(self) -> dict:
+        return _columns(self.records)
+
+    @property
+    def learning_rate(self) -> float:
+        return optim.learning_rate(self.opt_state)
+
+    @learning_rate.setter
+    def learning_rate(self, lr):
+        self.opt_state = optim.set_learning_rate(self.opt_state, float(lr))
+
+    def scale_learning_rate(self, factor):
+        self.opt_state = optim.scale_learning_rate(self.opt_state, factor)
+
+    def warn(self, text):
+        """Tell every callback about a training problem (``on_warning``)."""
+        self.call("on_warning", text)
+
+    def call(self, name, *args):
+        """Call ``name`` on every callback that has it; True when one of them asks to stop."""
+        stop = False
+        for cb in self.callbacks:
+            method = getattr(cb, name, None)
+            if method is not None and method(*args) is True:
+                stop = True
+        return stop
 
 
-# ---------------------------------------------------------------- the loop
+def _columns(records) -> dict:
+    names = list(dict.fromkeys(k for r in records for k in r))
+    return {k: [r.get(k) for r in records] for k in names}
 
 
-def default_run_dir(config: FitConfig, root=runs.DEFAULT_ROOT) -> Path:
-    """``runs/<dataset>-<arch>-<timestamp>``, made unique with a suffix if needed."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    name = Path(config.dataset).name.split(".")[0] or "data"
-    base = Path(root) / f"{name}-{config.arch_name}-{stamp}"
-    path, n = base, 1
-    while path.exists():
-        n += 1
-        path = Path(f"{base}-{n}")
-    return path
-
-
-class _DeferredSigint:
-    """Turn Ctrl-C into a flag checked between steps, so a checkpoint never lands mid-update."""
+class _DeferredSignals:
+    """Turn Ctrl-C and SIGTERM into a flag checked between steps, so a checkpoint never lands mid-update."""
 
     def __init__(self):
-        self.pending = False
-        self.old = None
+        self.pending, self.old = None, {}
         if threading.current_thread() is threading.main_thread():
-            self.old = signal.signal(signal.SIGINT, self._handle)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.old[sig] = signal.signal(sig, self._handle)
 
     def _handle(self, signum, frame):
-        if self.pending:  # a second Ctrl-C stops at once
+        if self.pending is not None:  # a second one stops at once
             raise KeyboardInterrupt
-        self.pending = True
+        self.pending = signum
 
     def restore(self):
-        if self.old is not None:
-            signal.signal(signal.SIGINT, self.old)
-
-
-def _call(callbacks, name, *args):
-    for cb in callbacks:
-        method = getattr(cb, name, None)
-        if method is not None:
-            method(*args)
+        for sig, old in self.old.items():
+            signal.signal(sig, old)
 
 
 def _peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def fit(config: FitConfig, out_dir=None, *, resume=False, callbacks=(), data_dir=None, dataset=None, threads=None):
-    """Train ``config`` and write the run folder ``out_dir``; returns the summary dict.
+def _whole(name, value, least):
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < least:
+        raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")
+    return int(value)
 
-    With ``resume=True``, ``out_dir`` must hold a checkpoint written by an
-    earlier ``fit`` with the same config (``epochs`` may grow); training goes
-    on from its epoch and batch cursor. Raises :class:`TrainingDiverged` when
-    the loss turns NaN/Inf (the last good checkpoint is kept) and
-    :class:`Interrupted` on Ctrl-C (after writing a checkpoint).
+
+def blame_layer(model, params, x, state=None) -> str:
+    """Which layer of a serial ``model`` broke on ``x``: the first with a non-finite output, else the largest output."""
+    from fnn.layers.base import apply_model
+
+    largest = (-1.0, None, None)
+    children = model.children or (model,)
+    for i, child in enumerate(children):
+        p = params[str(i)] if model.children else params
+        s = (state or {}).get(str(i), {}) if model.children else state
+        with np.errstate(all="ignore"):
+            x = apply_model(child, p, x, state=s if child.stateful else None)
+            peak = float(np.max(np.abs(x))) if x.size else 0.0
+        if not np.isfinite(x).all():
+            return f"first non-finite output: layer {i} ({child.spec['type']})"
+        largest = max(largest, (peak, i, child.spec["type"]), key=lambda t: t[0])
+    return f"no layer output is non-finite; the largest is layer {largest[1]} ({largest[2]}), max |x| = {largest[0]:.3g}"
+
+
+def _example_weights(y, n, class_weight, sample_weight):
+    """Per-example weights ``(n,)`` (``sample_weight`` times ``class_weight[label]``), or None."""
+    if class_weight is None and sample_weight is None:
+        return None
+    w = np.ones(n, np.float64)
+    if sample_weight is not None:
+        sw = np.asarray(sample_weight, np.float64)
+        if sw.shape != (n,) or not np.isfinite(sw).all() or (sw < 0).any():
+            raise ValueError(f"sample_weight must hold {n} finite numbers >= 0, one per example; got shape {sw.shape}")
+        w *= sw
+    if class_weight is not None:
+        labels = y.argmax(axis=1) if y.ndim == 2 else y
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError("class_weight needs integer class labels")
+        table = dict(class_weight) if isinstance(class_weight, dict) else dict(enumerate(np.asarray(class_weight, np.float64).tolist()))
+        bad = [v for v in table.values() if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0)]
+        if bad:
+            raise ValueError(f"class weights must be finite numbers >= 0, got {bad[:3]}")
+        missing = sorted(set(np.unique(labels).tolist()) - set(table))
+        if missing:
+            raise ValueError(f"class_weight has no weight for classes {missing[:5]}")
+        w *= np.vectorize(table.__getitem__, otypes=[np.float64])(labels) if len(labels) else 1.0
+    return w.astype(np.float32)
+
+
+def _check_layout(params, expected):
+    got, want = dict(tree_flatten(params)), dict(tree_flatten(expected))
+    if got.keys() != want.keys():
+        raise ValueError(f"params {sorted(got)[:6]} do not fit the model, which has {sorted(want)[:6]}")
+    for p, w in want.items():
+        if np.shape(got[p]) != np.shape(w):
+            raise ValueError(f"params {p} is shaped {np.shape(got[p])}; the model needs {np.shape(w)}")
+
+
+def _check_targets(task, y, outputs, where):
+    """Refuse labels or targets that do not fit the task and the model's output width, naming what is wrong."""
+    if task.kind == "multiclass":
+        if y.ndim == 2 and y.shape[1] == outputs:
+            return
+        if y.ndim == 2 and y.shape[1] == 1:
+            raise ValueError(f"{where} labels are shaped {y.shape}: pass them as a vector, y.ravel()")
+        if y.ndim != 1:
+            raise ValueError(f"{where} labels must be (n,) class numbers or (n, {outputs}) one-hot rows, got shape {y.shape}")
+        if not np.issubdtype(y.dtype, np.integer):
+            raise ValueError(f"{where} labels must be whole class numbers, got dtype {y.dtype}")
+        if len(y) and (y.min() < 0 or y.max() >= outputs):
+            raise ValueError(f"{where} labels must lie in 0..{outputs - 1} (the model has {outputs} outputs), found {y.min()}..{y.max()}")
+    elif task.kind in ("binary", "multilabel"):
+        if y.size != len(y) * outputs:
+            raise ValueError(f"{where} targets shaped {y.shape} do not fit the model's {outputs} output(s)")
+        if len(y) and not np.isin(y, (0, 1)).all():
+            raise ValueError(f"{where} targets of a binary cross-entropy must be 0 or 1")
+    elif y.size != len(y) * outputs:
+        raise ValueError(f"{where} targets shaped {y.shape} do not fit the model's {outputs} output(s)")
+
+
+def fit(model, x, y, *, loss=losses.softmax_cross_entropy, optimizer=None, epochs=10, batch_size=128,
+        validation_data=None, validation_split=0.0, callbacks=(), seed=0, key=None, params=None, opt_state=None,
+        state=None, in_shape=None, penalty=None, class_weight=None, sample_weight=None, transform=None, shuffle=True,
+        verbose=None, checkpoint=None, resume=False, diverge_factor=DIVERGENCE_FACTOR, info=None, threads=None,
+        augment=None) -> FitResult:
+    """Train ``model`` on ``(x, y)``; returns a :class:`FitResult` (params, optimizer and model state, history).
+
+    Args:
+      model: any :class:`fnn.layers.Layer`, fnn's or your own.
+      x, y: the training data, ``(n, ...)`` and ``(n,)`` labels (or ``(n, k)`` one-hot or targets).
+        ``x`` as float32 features, or stored as it is (uint8 images) with ``transform``.
+      loss: a :class:`fnn.losses.Loss`; it sets the task and its metrics (:mod:`fnn.tasks`):
+        softmax cross-entropy (default) and categorical cross-entropy: accuracy; binary
+        cross-entropy: accuracy at threshold 0.5; MSE/MAE: mse, mae (and r2 on validation).
+      optimizer: an :class:`fnn.optim.Optimizer` (default Adam 1e-3).
+      epochs, batch_size: passes over the data; rows per step (the last batch of an epoch is smaller).
+      validation_data: ``(x_val, y_val)``, evaluated after every epoch (``val_*`` in the history);
+        or ``validation_split``: that share of ``(x, y)``, drawn with the key (stratified by class).
+      callbacks: see :mod:`fnn.training.callbacks` (EarlyStopping, ReduceLROnPlateau, ...).
+      seed / key: the run's randomness: init, the split, shuffle orders, dropout masks.
+      params, opt_state, state: start from these instead of ``model.init`` / ``optimizer.init``.
+      in_shape: the model's input shape (default: ``(-1,) + x.shape[1:]``, after ``transform``).
+      penalty: an L1/L2 :class:`fnn.losses.Penalty`; class_weight (dict or list by class) and
+        sample_weight (one per example) weigh the loss.
+      transform: ``transform(batch, ws)`` turning stored batches into float32 (e.g. :func:`fnn.batching.to_float`).
+      shuffle: a new seeded order each epoch (else the stored order).
+      augment: ``augment(batch, key) -> batch`` on each stored training batch before ``transform``
+        (e.g. :func:`fnn.datasets.augment.affine`); its keys derive from the run's key, epoch and step.
+      verbose: None shows progress on a terminal and nothing when piped; 0 never; 1 bar and lines; 2 lines.
+      checkpoint, resume: a path where the whole training state is written after every epoch
+        (atomically, and on Ctrl-C or SIGTERM); with ``resume`` training goes on from it, bit for bit.
+      diverge_factor: stop with :class:`TrainingDiverged` when the loss exceeds this multiple of the
+        first batch's (a NaN/Inf loss always stops); None turns the check off.
+      info: a JSON-able dict kept in the checkpoint and shown to callbacks (``loop.info``).
+      threads: cap BLAS threads for the run (threadpoolctl).
+
+    Raises :class:`TrainingDiverged` (nothing after the last good epoch is lost), :class:`Interrupted`
+    on Ctrl-C or SIGTERM (after writing the checkpoint), ``ValueError`` for arguments that do not fit.
     """
     if threads is not None:
         from threadpoolctl import threadpool_limits
 
-        with threadpool_limits(limits=int(threads)):
-            return fit(config, out_dir, resume=resume, callbacks=callbacks, data_dir=data_dir, dataset=dataset)
+        with threadpool_limits(limits=_whole("threads", threads, 1)):
+            return fit(model, x, y, loss=loss, optimizer=optimizer, epochs=epochs, batch_size=batch_size,
+                       validation_data=validation_data, validation_split=validation_split, callbacks=callbacks, seed=seed,
+                       key=key, params=params, opt_state=opt_state, state=state, in_shape=in_shape, penalty=penalty,
+                       class_weight=class_weight, sample_weight=sample_weight, transform=transform, shuffle=shuffle,
+                       verbose=verbose, checkpoint=checkpoint, resume=resume, diverge_factor=diverge_factor, info=info,
+                       augment=augment)
+    epochs, batch_size = _whole("epochs", epochs, 1), _whole("batch_size", batch_size, 1)
+    if not (isinstance(validation_split, (int, float)) and 0 <= validation_split < 1):
+        raise ValueError(f"validation_split must be a fraction in [0, 1), got {validation_split!r}")
+    optimizer = optim.adam(1e-3) if optimizer is None else optimizer
+    tasks.check_model_fits_loss(model, loss)
+    root = random.key(_whole("seed", seed, 0)) if key is None else np.asarray(key, np.uint32)
+    k_init, k_split, k_shuffle, k_dropout = random.split(root, 4)
+    k_augment = random.fold_in(root, 0xA06)  # its own stream: the other keys stay as they were
 
-    out = Path(out_dir) if out_dir is not None else default_run_dir(config)
-    ckpt_path = out / runs.CHECKPOINT
-    previous = _checkpoint_to_resume(out, config) if resume else None
-    data = prepare_data(config, data_dir, dataset)
-    out.mkdir(parents=True, exist_ok=True)
-    transform = data["transform"]
-    x_tr, y_tr = data["x_train"], data["y_train"]
-    steps_per_epoch = batching.num_batches(len(y_tr), config.batch_size)
-    model, in_shape = build_model(config)
-    optimizer = build_optimizer(config, steps_per_epoch)
-    penalty = build_penalty(config)
-    loss = losses.softmax_cross_entropy
+    x, y = np.asarray(x), np.asarray(y)
+    if len(x) != len(y):
+        raise ValueError(f"x has {len(x)} examples but y has {len(y)}")
+    if len(x) == 0:
+        raise ValueError("x holds no examples")
+    weights = _example_weights(y, len(y), class_weight, sample_weight)
+    if validation_data is None and validation_split:
+        integer_labels = y.ndim == 1 and np.issubdtype(y.dtype, np.integer)
+        if integer_labels:
+            from fnn.datasets import train_val_split
+
+            train_idx, val_idx = train_val_split(y, validation_split, k_split)
+        else:
+            order = random.permutation(k_split, len(y))
+            cut = int(round(validation_split * len(y)))
+            train_idx, val_idx = np.sort(order[cut:]), np.sort(order[:cut])
+        validation_data = (x[val_idx], y[val_idx])
+        x, y = x[train_idx], y[train_idx]
+        weights = None if weights is None else weights[train_idx]
+    convert = transform if transform is not None else (lambda xb, ws=None: xb)
+    if in_shape is None:
+        in_shape = (-1,) + np.shape(convert(x[:1]))[1:]
+    in_shape = tuple(in_shape)
+    if params is None:
+        out_shape, params = model.init(k_init, in_shape)
+    else:
+        out_shape, expected = model.init(None, in_shape)  # shape only: nothing allocated
+        _check_layout(params, expected)
+    outputs = int(out_shape[-1])
+    task = tasks.for_loss(loss, outputs)
+    _check_targets(task, y, outputs, "training")
+    x_val = y_val = None
+    if validation_data is not None:
+        x_val, y_val = (np.asarray(a) for a in validation_data)
+        if len(x_val) != len(y_val):
+            raise ValueError(f"validation x has {len(x_val)} examples but y has {len(y_val)}")
+        _check_targets(task, y_val, outputs, "validation")
+        x_val = convert(x_val) if len(x_val) else None  # converted once, not every epoch
+    state = init_state(model, in_shape) if state is None else state
+    opt_state = optimizer.init(params) if opt_state is None else opt_state
+
+    steps_per_epoch = batching.num_batches(len(y), batch_size)
+    loop = Loop(model, in_shape, task, epochs, batch_size, steps_per_epoch, len(y), 0 if x_val is None else len(y_val), dict(info or {}))
+    callbacks = list(callbacks)  # their states go into checkpoints; the progress printer's does not
+    loop.callbacks = callbacks + verbose_callbacks(verbose)
+    for cb in loop.callbacks:
+        cb.loop = loop
+    run = checkpoints.TrainState(params, opt_state, state, [int(w) for w in root])
+    checkpoint = None if checkpoint is None else Path(checkpoint)
+    resumed = bool(resume and checkpoint is not None and checkpoint.is_file())
+    if resumed:
+        run = _resume(checkpoint, run, callbacks)
+    loop.params, loop.opt_state, loop.state, loop.records = run.params, run.opt_state, run.state, run.history
+    names = ("loss",) + task.metric_names
+
+    def save():
+        if checkpoint is not None:
+            run.params, run.opt_state, run.state, run.history = loop.params, loop.opt_state, loop.state, loop.records
+            checkpoints.save(checkpoint, run, _callback_states(callbacks), loop.info)
+
+    if not resumed:
+        save()  # from the start there is always a good checkpoint to go back to
     ws = Workspace()  # the loop's buffers: batches, activations, gradients, optimizer state, parameters
     step_fn = make_inplace_train_step(model, loss, optimizer, penalty, ws.child("step"))
-
-    root = random.key(config.seed)
-    k_init, _, k_shuffle, k_dropout = random.split(root, 4)
-    _, params = model.init(k_init, in_shape)
-    opt_state = optimizer.init(params)
-    state = _start_state(config, root, params, opt_state, previous, ckpt_path)
-    params, opt_state = state["params"], state["opt_state"]
-    # left by a run killed (kill -9, power cut) in the middle of a write
-    serialization.remove_temporaries(out, [runs.CHECKPOINT, runs.MODEL, runs.SUMMARY, runs.METRICS, runs.CONFIG])
-    save_config(out / runs.CONFIG, config)
-    runs.clear_status(out)  # a diverged or interrupted run resumed: no longer stopped
-    _rewrite_metrics(out / runs.METRICS, state["history"])
-    if previous is None:
-        save_checkpoint(ckpt_path, state)  # epoch 0: there is always a good checkpoint to go back to
-    log = open(out / runs.LOG, "a", encoding="utf-8")
-
-    def log_line(text):
-        log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
-        log.flush()
-
-    def diverge(epoch, step, what, params, xb):
-        message = (f"loss became {what} at epoch {epoch + 1}, step {step + 1}; {blame_layer(model, params, xb)}; "
-                   f"the last good checkpoint is {ckpt_path} (try a smaller --lr)")
-        runs.write_status(out, "diverged", epoch=epoch + 1, step=step + 1, message=message)  # for runs list
-        log_line(f"diverged: {message}")
-        raise TrainingDiverged(message)
-
-    def warn(texts):
-        for text in texts:
-            log_line(f"warning: {text}")
-            _call(callbacks, "on_warning", text)
-
-    diag = None
-    if config.diagnostics:  # per-layer statistics on a fixed probe (fnn.training.diagnostics); the training step is untouched
-        diag = diagnostics.for_fit(model, loss, data, config, out / runs.DIAGNOSTICS, state["history"], state["epoch"])
-    log_line(("resumed at epoch %d, batch %d: " % (state["epoch"] + 1, state["cursor"]) if resume else "start: ") + json.dumps(config.to_dict()))
-    info = {"out_dir": str(out), "config": config, "steps_per_epoch": steps_per_epoch, "params": tree_size(params),
-            "train_examples": len(y_tr), "val_examples": len(data["y_val"]), "source": data["meta"]["source"],
-            "start_epoch": state["epoch"]}
-    _call(callbacks, "on_train_begin", info)
-    if diag is not None and state["epoch"] == 0 and state["cursor"] == 0:
-        warn(diag.epoch_end(0, params))  # epoch 0: the initialization
-    x_val = transform(data["x_val"]) if len(data["y_val"]) else None  # converted once, not every epoch
-    stopped_early = False
-    sigint = _DeferredSigint()
+    signals = _DeferredSignals()
+    stopped = False
     try:
-        for epoch in range(state["epoch"], config.epochs):
+        loop.call("on_train_begin", {})
+        for epoch in range(run.epoch, epochs):
+            loop.epoch = epoch
             t0, c0 = time.perf_counter(), time.process_time()
-            _call(callbacks, "on_epoch_begin", epoch, steps_per_epoch)
-            if diag is not None:
-                diag.epoch_begin(params)
-            sums = state["epoch_sums"]
+            loop.call("on_epoch_begin", epoch, {})
             ek_drop = random.fold_in(k_dropout, epoch) if model.uses_key else None
-            batches = batching.iterate_batches(x_tr, y_tr, config.batch_size, random.fold_in(k_shuffle, epoch),
-                                               transform=transform, start=state["cursor"], ws=ws.child("batches"))
-            for step, (xb, yb) in enumerate(batches, start=state["cursor"]):
+            batches = batching.iterate_batches(x, y, batch_size, random.fold_in(k_shuffle, epoch) if shuffle else None,
+                                               transform=transform, start=run.cursor, ws=ws.child("batches"), weights=weights,
+                                               augment=augment, augment_key=random.fold_in(k_augment, epoch))
+            for step, batch in enumerate(batches, start=run.cursor):
                 key = random.fold_in(ek_drop, step) if ek_drop is not None else None
                 try:  # in place: params and opt_state are the step's own buffers from the second step on
-                    params, opt_state, metrics = step_fn(params, opt_state, (xb, yb), key)
+                    out = step_fn(loop.params, loop.opt_state, batch, key, state=loop.state) if model.stateful else \
+                        step_fn(loop.params, loop.opt_state, batch, key)
                 except NonFiniteLoss:  # nothing was updated: blame the parameters that gave it
-                    diverge(epoch, step, "NaN/Inf", params, xb)
-                if state["first_loss"] is None:
-                    state["first_loss"] = metrics["loss"]
-                if diverged(metrics["loss"], state["first_loss"]):
-                    diverge(epoch, step, f"{metrics['loss']:.3g}, over 1e6 times its first value", params, xb)
-                n = len(yb)
-                sums["loss"] += metrics["loss"] * n
-                sums["correct"] += metrics["accuracy"] * n
-                sums["count"] += n
-                _call(callbacks, "on_step_end", epoch, step, metrics)
-                if sigint.pending:
-                    state.update(params=params, opt_state=opt_state, epoch=epoch, cursor=step + 1)
-                    state["train_seconds"] += time.perf_counter() - t0
-                    save_checkpoint(ckpt_path, state)
-                    runs.write_status(out, "interrupted", epoch=epoch + 1, step=step + 1)
-                    log_line(f"interrupted at epoch {epoch + 1}, batch {step + 1}; checkpoint written")
-                    raise Interrupted(ckpt_path)
-
-            record = {"epoch": epoch + 1, "loss": sums["loss"] / max(1, sums["count"]),
-                      "accuracy": sums["correct"] / max(1, sums["count"])}
+                    raise _diverged(epoch, step, "NaN/Inf", model, loop.params, batch[0], loop.state, checkpoint) from None
+                loop.params, loop.opt_state, metrics = out[:3]
+                if model.stateful:
+                    loop.state = out[3]
+                if run.first_loss is None:
+                    run.first_loss = metrics["loss"]
+                if diverge_factor is not None and metrics["loss"] > diverge_factor * max(run.first_loss, 1e-3):
+                    what = f"{metrics['loss']:.3g}, over {diverge_factor:g} times its first value"
+                    raise _diverged(epoch, step, what, model, loop.params, batch[0], loop.state, checkpoint)
+                n = len(batch[1])
+                for name in names:
+                    run.sums[name] = run.sums.get(name, 0.0) + metrics[name] * n
+                run.count += n
+                run.cursor = step + 1
+                try:
+                    stop_now = loop.call("on_batch_end", step, metrics)
+                except StopTraining:
+                    stop_now = True
+                if signals.pending is not None:
+                    run.train_seconds += time.perf_counter() - t0
+                    save()
+                    raise Interrupted(checkpoint, signals.pending, _result(loop, run, False))
+                if stop_now:
+                    loop.stop_training = True
+                    break
+            record = {"epoch": epoch + 1, **{k: run.sums[k] / max(1, run.count) for k in names}}
             if x_val is not None:
-                val = evaluate(model, params, x_val, data["y_val"])
-                record.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
-            found = diag.epoch_end(epoch + 1, params, record) if diag is not None else []
-            record["lr"] = optim.learning_rate(opt_state)
+                val = evaluate(model, loop.params, x_val, y_val, loss, state=loop.state if model.stateful else None)
+                record.update({f"val_{k}": v for k, v in val.items()})
+            record["lr"] = optim.learning_rate(loop.opt_state)
             seconds = time.perf_counter() - t0
-            state["train_seconds"] += seconds
+            run.train_seconds += seconds
             record.update(seconds=seconds, cpu_seconds=time.process_time() - c0, peak_rss_mb=_peak_rss_mb())
-            state["history"].append(record)
-
-            stop = _track_best(state, record, params, config)
-            state.update(params=params, opt_state=opt_state, epoch=epoch + 1, cursor=0,
-                         epoch_sums={"loss": 0.0, "correct": 0.0, "count": 0})
-            save_checkpoint(ckpt_path, state)
-            _append_metrics(out / runs.METRICS, record)
-            log_line(json.dumps(record))
-            _call(callbacks, "on_epoch_end", epoch, record)
-            warn(found)
+            loop.records.append(record)
+            run.epoch, run.cursor, run.sums, run.count = epoch + 1, 0, {}, 0
+            try:
+                stop = loop.call("on_epoch_end", epoch, record) or loop.stop_training
+            except StopTraining:
+                stop = True
+            save()
             if stop:
-                stopped_early = True
-                log_line(f"early stopping after epoch {epoch + 1}: best epoch {state['best']['epoch']}")
+                stopped = True
                 break
+        loop.call("on_train_end", {"epochs": len(loop.records), "stopped_early": stopped})
     finally:
-        sigint.restore()
-        log.close()
-
-    if config.early_stopping and state["best_params"] is not None:
-        params = state["best_params"]
-    summary = _finish(out, config, data, model, params, in_shape, loss, state, stopped_early)
-    _call(callbacks, "on_train_end", summary)
-    return summary
+        signals.restore()
+    return _result(loop, run, stopped)
 
 
-def _checkpoint_to_resume(out: Path, config: FitConfig) -> dict:
-    """The checkpoint in ``out``, after checking that ``config`` is the one it was trained with (``epochs`` may grow)."""
-    ckpt_path = out / runs.CHECKPOINT
-    if not ckpt_path.is_file():
-        raise ConfigError(f"cannot resume: {out} has no {runs.CHECKPOINT}")
-    previous = load_checkpoint(ckpt_path)
-    old, new = previous["config"].to_dict(), config.to_dict()
-    differ = sorted(k for k in new if k != "epochs" and new[k] != old[k])
-    if differ:
-        raise ConfigError(
-            "cannot resume with a different configuration: " + ", ".join(f"{k} {old[k]!r} -> {new[k]!r}" for k in differ)
-        )
-    return previous
+def _result(loop, run, stopped) -> FitResult:
+    return FitResult(loop.params, loop.opt_state, loop.state, loop.history, list(loop.records), stopped, loop.task,
+                     loop.in_shape, run.train_seconds)
 
 
-def _start_state(config, root, params, opt_state, previous, ckpt_path) -> dict:
-    """Everything a checkpoint holds: a fresh run's (``params``, ``opt_state`` as initialised), or ``previous``'s."""
-    state = {
-        "config": config,
-        "key": root,
-        "params": params,
-        "opt_state": opt_state,
-        "epoch": 0,
-        "cursor": 0,
-        "history": [],
-        "epoch_sums": {"loss": 0.0, "correct": 0.0, "count": 0},
-        "best": {"epoch": None, "val_loss": None, "wait": 0},
-        "best_params": None,
-        "train_seconds": 0.0,
-        "first_loss": None,
-    }
-    if previous is not None:
-        state["params"] = _restore_layout(ckpt_path, previous["params"], params, "params")
-        state["opt_state"] = _restore_layout(ckpt_path, previous["opt_state"], opt_state, "opt_state")
-        state.update({k: previous[k] for k in ("epoch", "cursor", "history", "epoch_sums", "best", "train_seconds", "first_loss")})
-        best = previous["best_params"]
-        state["best_params"] = _restore_layout(ckpt_path, best, params, "best_params") if best is not None else None
-    return state
+def _diverged(epoch, step, what, model, params, xb, state, checkpoint) -> TrainingDiverged:
+    where = f"the last good checkpoint is {checkpoint} (try a smaller learning rate)" if checkpoint else "try a smaller learning rate"
+    message = f"loss became {what} at epoch {epoch + 1}, step {step + 1}; {blame_layer(model, params, xb, state)}; {where}"
+    return TrainingDiverged(message, epoch + 1, step + 1)
 
 
-def _track_best(state, record, params, config) -> bool:
-    """Update the best epoch (lowest ``val_loss``, else training loss) with ``record``; True when early stopping is due."""
-    best = state["best"]
-    monitor = record.get("val_loss", record["loss"])
-    if best["val_loss"] is None or monitor < best["val_loss"] - config.min_delta:
-        best.update(epoch=record["epoch"], val_loss=monitor, wait=0)
-        if config.early_stopping:
-            state["best_params"] = tree_copy(params)  # params are the step's buffers: the next step overwrites them
-    else:
-        best["wait"] += 1
-    return bool(config.early_stopping) and best["wait"] >= config.early_stopping
+def _callback_states(callbacks) -> list:
+    """The states of the callbacks that keep one (``state()`` not empty), each tagged with its class name."""
+    states = []
+    for cb in callbacks:
+        state = cb.state() if hasattr(cb, "state") else {}
+        if state:
+            states.append({"class": type(cb).__name__, **state})
+    return states
 
 
-def _finish(out, config, data, model, params, in_shape, loss, state, stopped_early) -> dict:
-    """Test the final ``params``, save the model and ``summary.json``; returns the summary."""
-    if len(data["y_test"]):
-        logits = predict_logits(model, params, data["transform"](data["x_test"]))
-        test = {"loss": loss.apply(logits, data["y_test"]), "accuracy": accuracy(logits, data["y_test"])}
-    else:
-        test = {"loss": None, "accuracy": None}
-    history = state["history"]
-    summary = {
-        "dataset": data["meta"]["dataset"],
-        "arch": list(config.arch),
-        "optimizer": config.optimizer,
-        "lr": config.lr,
-        "batch_size": config.batch_size,
-        "test_accuracy": test["accuracy"],
-        "test_loss": test["loss"],
-        "val_accuracy": history[-1].get("val_accuracy") if history else None,
-        "epochs": len(history),
-        "best_epoch": state["best"]["epoch"],
-        "stopped_early": stopped_early,
-        "train_seconds": state["train_seconds"],
-        "params": tree_size(params),
-        "seed": config.seed,
-        "data_source": data["meta"]["source"],
-        "dataset_files": data["meta"]["files"],
-        "val_indices_sha256": _digest(data["val_idx"]),
-        "fnn_version": fnn.__version__,
-        "numpy_version": np.__version__,
-        "python_version": platform.python_version(),
-    }
-    metadata = {k: data["meta"][k] for k in ("dataset", "classes", "preprocessing")}
-    metadata.update(test_accuracy=test["accuracy"], arch=list(config.arch), activation=config.activation)
-    serialization.save_model(out / runs.MODEL, model, params, in_shape, metadata)
-    text = json.dumps(summary, indent=2)
-    serialization.atomic_write(out / runs.SUMMARY, lambda f: f.write(text.encode()))
-    return summary
+def _resume(path, fresh: checkpoints.TrainState, callbacks) -> checkpoints.TrainState:
+    """The training state in ``path``, checked against the run's fresh one (same layouts, same key)."""
+    loaded = checkpoints.load(path)
+    s = loaded.state
+    if list(s.key) != list(fresh.key):
+        raise serialization.ModelFileError(f"{path}: the checkpoint was trained with another seed or key")
+    s.params = serialization.check_params(path, s.params, fresh.params, "checkpoint params")
+    s.opt_state = serialization.check_params(path, s.opt_state, fresh.opt_state, "checkpoint opt_state")
+    s.state = serialization.check_params(path, s.state, fresh.state, "checkpoint model state")
+    unused = list(callbacks)
+    for saved in loaded.callbacks:  # each saved state goes to the next given callback of its class
+        match = next((cb for cb in unused if type(cb).__name__ == saved.get("class")), None)
+        if match is None:
+            raise serialization.ModelFileError(f"{path}: the checkpoint holds the state of a {saved.get('class')!r:.60} callback; "
+                                               "give the same callbacks to resume")
+        unused.remove(match)
+        try:
+            match.restore({k: v for k, v in saved.items() if k != "class"})
+        except (KeyError, TypeError, ValueError) as e:
+            raise serialization.ModelFileError(f"{path}: the {saved['class']} callback's state is malformed ({e})") from None
+    return s
 
 
-def _digest(indices):
-    import hashlib
-
-    return hashlib.sha256(np.ascontiguousarray(indices, dtype=np.int64).tobytes()).hexdigest()
-
-
-def _append_metrics(path, record):
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
-
-
-def _rewrite_metrics(path, history):
-    text = "".join(json.dumps(r) + "\n" for r in history)
-    serialization.atomic_write(path, lambda f: f.write(text.encode()))
-
-
-__all__ = ["fit", "FitConfig", "TrainingDiverged", "Interrupted", "load_checkpoint", "save_checkpoint", "prepare_data"]
+__all__ = ["fit", "FitResult", "Loop", "TrainingDiverged", "Interrupted", "blame_layer", "DIVERGENCE_FACTOR"]

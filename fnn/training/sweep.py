@@ -15,8 +15,10 @@ every combination of the grid's values, on top of ``base``, is one run:
 task on a Dask cluster (``runner=fnn.training.dask.cluster_runner(...)``), into
 ``out/<name>/`` and writes ``out/results.md``, ``results.csv`` and
 ``results.json`` sorted by validation accuracy, and the comparison figures
-``val_curves.png`` and ``accuracy_vs_cost.png``. A failing configuration is
-recorded with its error; the others go on.
+``val_curves.png`` and ``accuracy_vs_cost.png``; given the sweep file's
+mapping (:func:`read_sweep`), it keeps it as ``out/sweep.yaml`` (``fnn-cli sweep
+out/sweep.yaml`` repeats the sweep; ``fnn-cli runs list`` shows its grid keys).
+A failing configuration is recorded with its error; the others go on.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 
 from fnn.training.config import ConfigError, FitConfig, parse_arch, read_mapping
 
+SPEC = "sweep.yaml"
 COLUMNS = ["name", "status", "val_accuracy", "test_accuracy", "params", "epochs", "seconds", "optimizer", "lr", "arch", "error"]
 
 
@@ -67,13 +70,19 @@ def _short(key, value):
     return f"{key}{value}"
 
 
-def load_sweep(path) -> list[tuple[str, FitConfig]]:
-    """Read a sweep file and expand it."""
+def read_sweep(path) -> dict:
+    """A sweep file's mapping (``base`` and ``grid``), checked by :func:`expand`; errors name ``path``."""
     spec = read_mapping(path)
     try:
-        return expand(spec)
+        expand(spec)
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
+    return spec
+
+
+def load_sweep(path) -> list[tuple[str, FitConfig]]:
+    """Read a sweep file and expand it."""
+    return expand(read_sweep(path))
 
 
 def failed_row(name, config, error) -> dict:
@@ -89,12 +98,12 @@ def run_one(name, config, out_dir, data_dir=None, threads=1, dataset=None) -> di
 
     ``dataset`` (a loaded :class:`fnn.datasets.Dataset`) skips loading ``config.dataset``.
     """
-    from fnn.training.fit import fit
+    from fnn.training.experiment import fit_config
 
     if isinstance(config, Exception):
         return failed_row(name, config, config)
     try:
-        summary = fit(config, out_dir, data_dir=data_dir, threads=threads, dataset=dataset)
+        summary = fit_config(config, out_dir, data_dir=data_dir, threads=threads, dataset=dataset)
     except Exception as e:  # noqa: BLE001 - a sweep records any failure and goes on
         return failed_row(name, config, f"{type(e).__name__}: {e}")
     row = failed_row(name, config, "")
@@ -125,7 +134,7 @@ def local_runner(jobs=1):
     return run
 
 
-def run_sweep(configs, out, jobs=1, data_dir=None, on_result=None, runner=None, figures=True) -> list[dict]:
+def run_sweep(configs, out, jobs=1, data_dir=None, on_result=None, runner=None, figures=True, spec=None) -> list[dict]:
     """Run ``configs`` (from :func:`expand`) into ``out/<name>/``; returns the rows sorted by validation accuracy.
 
     ``runner(configs, out, data_dir, collect)`` trains them and calls
@@ -135,10 +144,17 @@ def run_sweep(configs, out, jobs=1, data_dir=None, on_result=None, runner=None, 
     cluster (the run folders are the same). ``on_result(row, done, total)``
     is called as each run finishes. Failed runs sort last. Writes
     ``results.md`` / ``results.csv`` / ``results.json`` and (with
-    ``figures``) the comparison figures in ``out``.
+    ``figures``) the comparison figures in ``out``; with ``spec`` (the sweep
+    file's mapping the ``configs`` were expanded from), ``out/sweep.yaml`` first.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if spec is not None:
+        import yaml
+
+        from fnn.evaluation.compare import write_text
+
+        write_text(out / SPEC, yaml.safe_dump(spec, sort_keys=False))
     rows = []
 
     def collect(row):
@@ -195,4 +211,4 @@ def write_figures(out, rows) -> list[Path]:
     return compare.write_figures(out, histories, points, "Sweep")
 
 
-__all__ = ["expand", "load_sweep", "run_one", "run_sweep", "failed_row", "format_table", "sort_rows", "write_figures"]
+__all__ = ["expand", "read_sweep", "load_sweep", "run_one", "run_sweep", "failed_row", "format_table", "sort_rows", "write_figures"]

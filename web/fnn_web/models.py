@@ -59,7 +59,7 @@ def load_one(path, taken=()) -> ServedModel:
     """Load one run folder or model file; :class:`ModelLoadError` names the problem."""
     try:
         file = runs.model_path(path)
-        model, params, input_shape, meta = fnn.serialization.load_model(file)
+        model, params, input_shape, meta, _ = fnn.serialization.load_model(file)
     except (runs.RunError, ModelFileError) as e:
         raise ModelLoadError(str(e)) from None
     if tuple(input_shape) != INPUT_SHAPE:

@@ -1,0 +1,204 @@
+"""2-D convolution over NHWC images (channels last), by im2col and one matrix product.
+
+Shapes: ``x: (n, h, w, c)``, ``w: (kh, kw, c, f)``, ``b: (f,)``, ``y: (n, oh, ow, f)``
+(output sizes and padding as in :func:`fnn.layers.windows.out_size`)::
+
+    y[n, o, p, :] = b + sum over i, j, c of  xpad[n, o*sh + i, p*sw + j, c] * w[i, j, c, :]
+
+**Forward.** im2col copies each window into one row of ``cols: (n*oh*ow, kh*kw*c)``
+(rows: output pixels in NHWC order; columns: ``w``'s ``(i, j, c)`` order). It is
+one strided copy from the zero-padded image, and each window row (``kw*c``
+numbers) is contiguous in NHWC. Then ``y = cols @ w2 + b`` with
+``w2 = w.reshape(kh*kw*c, f)``: one GEMM over the whole batch.
+
+**Backward.** ``dw = cols.T @ dy``, ``db = dy.sum(rows)`` and ``dx = col2im(dy @ w2.T)``.
+col2im adds each kernel offset's slice of ``dcols`` into the padded input
+gradient: a loop over the ``kh*kw`` offsets, each one whole-batch array add. In
+NHWC order each add would move only ``c`` numbers at a time, so the input
+gradient is worked out batch-innermost, in blocks of ``b`` images (16 for a batch
+of 128): the GEMM writes ``dcols`` transposed, rows ``(i, j, c)`` and columns
+``(block, o, p, image)`` (from ``dy`` copied to ``(blocks, oh, ow, b, f)``), the
+adds run over stretches of ``ow*b`` numbers into a ``(blocks, c, hp, wp, b)``
+buffer, and one copy turns that back into NHWC ``dx`` (reading one block, a few
+MB, at a time: from a whole-batch ``(c, hp, wp, n)`` buffer this copy took about
+4x longer). ``dcols`` is written over ``cols``, which ``dw`` no longer needs (a
+second call of the same backward rebuilds ``cols``), and ``db`` is a
+GEMV with a vector of ones.
+
+>>> from fnn import random
+>>> conv = Conv2D(4, 3, padding="valid")
+>>> out_shape, params = conv.init(random.key(0), (-1, 8, 8, 1))
+>>> out_shape, params["w"].shape
+((-1, 6, 6, 4), (3, 3, 1, 4))
+>>> conv.apply(params, np.ones((2, 8, 8, 1), np.float32)).shape
+(2, 6, 6, 4)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from fnn import initializers, random
+from fnn.layers.base import Layer, layer, register
+from fnn.layers.windows import image_shape, out_size, padding_arg, pair, positive_int, spec_pair, window_views
+from fnn.workspace import FRESH
+
+#: Most im2col entries one inference chunk holds (32 MiB of float32): ``apply`` runs big batches in pieces.
+APPLY_CHUNK = 1 << 23
+
+
+class Geometry(NamedTuple):
+    """Where the windows of a convolution lie: kernel ``k``, stride ``s``, output size ``out = (oh, ow)``, zeros padded
+    ``pads = (top, bottom, left, right)``."""
+
+    k: tuple
+    s: tuple
+    out: tuple
+    pads: tuple
+
+
+@register("Conv2D")
+def Conv2D(filters: int, kernel, stride=1, padding="same", w_init="he_uniform", b_init="zeros") -> Layer:
+    """2-D convolution of NHWC images: ``(n, h, w, c) -> (n, oh, ow, filters)``.
+
+    ``kernel`` and ``stride`` are an int or a pair ``(rows, cols)`` (``"3,5"`` in a
+    spec). ``padding`` is ``"same"`` (as Keras: ``oh = ceil(h / stride)``),
+    ``"valid"`` (none) or an int (that many zeros on every side). ``w: (kh, kw,
+    c, filters)`` starts from ``w_init`` with fan-in ``kh*kw*c``; ``b: (filters,)``.
+    See the module docstring for the math of forward and backward.
+    """
+    filters = positive_int(filters, "Conv2D filters")
+    k, s, pad = pair(kernel, "Conv2D kernel"), pair(stride, "Conv2D stride"), padding_arg(padding)
+    w_fn, b_fn = initializers.get(w_init), initializers.get(b_init)
+
+    def geometry(h, w) -> Geometry:
+        (oh, top, bottom), (ow, left, right) = out_size(h, k[0], s[0], pad), out_size(w, k[1], s[1], pad)
+        return Geometry(k, s, (oh, ow), (top, bottom, left, right))
+
+    def init(key, in_shape):
+        h, w, c = image_shape(in_shape, "Conv2D")
+        k_w, k_b = random.split(key)
+        return (in_shape[0], *geometry(h, w).out, filters), {"w": w_fn(k_w, (*k, c, filters)), "b": b_fn(k_b, (filters,))}
+
+    def forward(params, x, ws):
+        """``(y, cols)``: ``y = cols @ w2 + b`` seen as ``(n, oh, ow, filters)``."""
+        geo = geometry(*_nhwc(x)[1:3])
+        w2 = params["w"].reshape(-1, filters)
+        cols = im2col(x, geo, ws)
+        y = ws.array("y", (len(x), *geo.out, filters), np.result_type(x, w2))
+        matmul_into(cols, w2, y)
+        y += params["b"]
+        return y, cols
+
+    def apply(params, x, key=None):
+        n, h, w, c = _nhwc(x)
+        rows = max(1, APPLY_CHUNK // (math.prod(geometry(h, w).out) * k[0] * k[1] * c))
+        if n <= rows:
+            return forward(params, x, FRESH)[0]
+        return np.concatenate([forward(params, x[i : i + rows], FRESH)[0] for i in range(0, n, rows)])
+
+    def vjp(params, x, key=None, ws=FRESH, need_dx=True):
+        y, cols = forward(params, x, ws)
+        spent = []  # backward wrote dcols over cols: a second backward rebuilds cols first
+
+        def backward(dy):
+            g = ws.grads_like(params)
+            geo, n = geometry(*x.shape[1:3]), len(x)
+            dy2 = dy.reshape(-1, filters)
+            cols_now = im2col(x, geo, ws) if spent else cols
+            matmul_into(cols_now.T, dy2, g["w"])
+            ones = ws.array("ones", (len(dy2),), dy.dtype)
+            ones.fill(1)
+            matmul_into(ones[None], dy2, g["b"])  # db = dy.sum(rows), as a GEMV: an axis-0 sum is slower
+            if not need_dx:
+                return g, None
+            w2 = params["w"].reshape(-1, filters)
+            blocks, b = batch_blocks(n)  # batch-innermost in blocks of b images: see the module docstring
+            dy_t = ws.array("dy_t", (blocks, *geo.out, b, filters), dy.dtype)
+            np.copyto(dy_t, dy.reshape(blocks, b, *geo.out, filters).transpose(0, 2, 3, 1, 4))
+            dtype = np.result_type(dy, w2)
+            if cols_now.dtype == dtype and not np.may_share_memory(cols_now, x):  # cols is spent: dcols takes its memory
+                dcols_t = cols_now.reshape(-1).reshape(len(w2), len(dy2))
+                spent.append(True)
+            else:
+                dcols_t = ws.array("dcols_t", (len(w2), len(dy2)), dtype)
+            matmul_into(w2, dy_t.reshape(-1, filters).T, dcols_t)  # (dy @ w2.T).T
+            return g, col2im(dcols_t, x.shape, geo, ws)
+
+        return y, backward
+
+    spec = {"type": "Conv2D", "filters": filters, "kernel": spec_pair(k), "stride": spec_pair(s), "padding": pad,
+            "w_init": w_init, "b_init": b_init}
+    return layer(init, apply, vjp, spec)
+
+
+def im2col(x, geo: Geometry, ws=FRESH):
+    """``cols: (n*oh*ow, kh*kw*c)``: row ``(n, o, p)`` holds the window under output pixel ``(o, p)``, in ``(i, j, c)`` order."""
+    n, h, w, c = x.shape
+    (top, bottom, left, right), k, s = geo.pads, geo.k, geo.s
+    if k == s == (1, 1) and not any(geo.pads):
+        return x.reshape(n * h * w, c)  # every pixel is its own window
+    xp = x
+    if any(geo.pads):
+        xp = _pad_into(ws.array("x_pad", (n, top + h + bottom, left + w + right, c), x.dtype), x, top, left)
+    windows = sliding_window_view(xp, k, axis=(1, 2))[:, :: s[0], :: s[1]]  # (n, oh, ow, c, kh, kw), a view
+    (oh, ow) = geo.out
+    cols = ws.array("cols", (n * oh * ow, k[0] * k[1] * c), x.dtype)
+    np.copyto(cols.reshape(n, oh, ow, *k, c), windows[:, :oh, :ow].transpose(0, 1, 2, 4, 5, 3))
+    return cols
+
+
+def col2im(dcols_t, x_shape, geo: Geometry, ws=FRESH):
+    """``dx: (n, h, w, c)``, each window's gradient added back where it came from.
+
+    ``dcols_t: (kh*kw*c, oh*ow*n)`` is ``dcols`` transposed, its columns ordered
+    ``(block, o, p, image)`` (see :func:`batch_blocks`). One whole-batch add per
+    kernel offset into a ``(blocks, c, hp, wp, b)`` buffer, then one copy to NHWC.
+    """
+    n, h, w, c = x_shape
+    (top, bottom, left, right), (oh, ow) = geo.pads, geo.out
+    blocks, b = batch_blocks(n)
+    d = dcols_t.reshape(*geo.k, c, blocks, oh, ow, b)
+    acc = ws.array("dx_t", (blocks, c, top + h + bottom, left + w + right, b), dcols_t.dtype)
+    acc.fill(0)
+    for i, j, view in window_views(acc.transpose(1, 0, 2, 3, 4), geo.out, geo.k, geo.s, axis=2):
+        view += d[i, j]  # view[c, block, o, p, image] = acc[block, c, o*sh + i, p*sw + j, image]
+    dx = ws.array("dx", tuple(x_shape), dcols_t.dtype)
+    np.copyto(dx.reshape(blocks, b, h, w, c), acc[:, :, top : top + h, left : left + w].transpose(0, 4, 2, 3, 1))
+    return dx
+
+
+def batch_blocks(n: int) -> tuple[int, int]:
+    """``(blocks, b)``: the batch of ``n`` as ``blocks`` blocks of ``b`` images, ``b`` 16 (or 8 or 32) when it divides ``n``."""
+    b = n if n <= 32 else next((b for b in (16, 8, 32) if n % b == 0), n)
+    return n // b, b
+
+
+def matmul_into(a, b, out):
+    """``a @ b`` written into ``out``, an array of any shape holding ``a.shape[0] * b.shape[1]`` numbers: the GEMMs."""
+    m = out.reshape(a.shape[0], b.shape[1])
+    np.matmul(a, b, out=m)
+    if not np.may_share_memory(m, out):  # out was not contiguous: reshape made a copy
+        np.copyto(out, m.reshape(out.shape))
+    return out
+
+
+def _nhwc(x):
+    if x.ndim != 4:
+        raise ValueError(f"Conv2D takes NHWC images (batch, height, width, channels), got an array of shape {x.shape}")
+    return x.shape
+
+
+def _pad_into(buf, x, top, left):
+    """``buf`` = ``x`` framed by zeros, ``top`` rows above and ``left`` columns to the left (only the frame is zeroed)."""
+    h, w = x.shape[1:3]
+    buf[:, :top] = 0
+    buf[:, top + h :] = 0
+    buf[:, top : top + h, :left] = 0
+    buf[:, top : top + h, left + w :] = 0
+    buf[:, top : top + h, left : left + w] = x
+    return buf

@@ -1,0 +1,286 @@
+"""Experiments from a config: ``fit_config(config, out_dir)`` builds the model and data, calls :func:`fnn.fit`, writes a run folder.
+
+This is everything ``fnn-cli fit`` does; the CLI only parses options and
+draws progress, and the training loop is :func:`fnn.fit` itself. A run is a
+pure function of its :class:`~fnn.training.config.FitConfig` and data: keys
+derive from ``config.seed``, so the same seed gives bit-identical weights,
+and a run resumed from any checkpoint ends exactly where an uninterrupted one does.
+
+The run folder (:mod:`fnn.training.runs`) gets ``config.yaml``,
+``metrics.jsonl`` and ``train.log`` as training goes, ``checkpoint.npz``
+after every epoch (:mod:`fnn.training.checkpoints`), and ``model.npz`` and
+``summary.json`` at the end; ``diagnostics.jsonl`` with ``config.diagnostics``.
+Callbacks given are :mod:`fnn.training.callbacks` callbacks; they also get
+``on_warning(text)`` from the diagnostics.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+import fnn
+from fnn import layers, losses, optim, random, serialization, tasks
+from fnn.train import evaluate
+from fnn.training import checkpoints, diagnostics, runs
+from fnn.training.callbacks import Callback, EarlyStopping
+from fnn.training.config import ConfigError, FitConfig, save_config
+from fnn.training.fit import Interrupted, TrainingDiverged, fit
+from fnn.tree import tree_size
+
+# ---------------------------------------------------------------- data
+
+
+def prepare_data(config: FitConfig, data_dir=None, dataset=None):
+    """Load the dataset, split off validation, and check the architecture fits it.
+
+    Returns a dict with uint8 ``x_train``/``x_val``/``x_test``, labels,
+    ``transform`` (uint8 batch -> float32 features) and ``meta`` (classes,
+    preprocessing, digests). ``dataset`` may be given directly (a loaded
+    :class:`fnn.datasets.Dataset`), skipping the load.
+    """
+    from fnn import datasets
+
+    if dataset is None and config.dataset in datasets.REGISTRY:  # check the architecture before any download
+        spec = datasets.REGISTRY[config.dataset]
+        _check_arch(config, spec.name, spec.shape)
+    ds = dataset if dataset is not None else datasets.load(config.dataset, data_dir=data_dir)
+    _check_arch(config, ds.name, ds.x_train.shape[1:], len(ds.classes))
+    _, k_split, _, _ = random.split(random.key(config.seed), 4)
+    if config.val_split > 0:
+        train_idx, val_idx = datasets.train_val_split(ds.y_train, config.val_split, k_split)
+    else:
+        train_idx, val_idx = np.arange(len(ds.y_train)), np.arange(0)
+    x_tr, y_tr = ds.x_train[train_idx], ds.y_train[train_idx]
+    mean = std = None
+    if config.standardize:
+        mean, std = datasets.standardize_stats(x_tr, grayscale=config.grayscale)
+    transform = datasets.make_transform(grayscale=config.grayscale, mean=mean, std=std)
+    x_test = ds.x_test
+    return {
+        "x_train": x_tr,
+        "y_train": y_tr,
+        "x_val": ds.x_train[val_idx],
+        "y_val": ds.y_train[val_idx],
+        "x_test": x_test,
+        "y_test": ds.y_test,
+        "transform": transform,
+        "val_idx": val_idx,
+        "meta": {
+            "dataset": ds.name,
+            "classes": list(ds.classes),
+            "source": ds.source,
+            "files": ds.files,
+            "preprocessing": {
+                "scale": 1 / 255,
+                "mean": None if mean is None else mean.tolist(),
+                "std": None if std is None else std.tolist(),
+                "grayscale": config.grayscale,
+                "image_shape": list(ds.x_train.shape[1:]),
+            },
+        },
+    }
+
+
+def _check_arch(config, name, image_shape, classes=None):
+    """Refuse an architecture whose inputs (or, once the data are loaded, outputs) do not fit the dataset."""
+    colour = tuple(image_shape)[-1:] == (3,) and len(image_shape) == 3
+    if config.grayscale and not colour:
+        raise ConfigError(f"grayscale needs colour images; {name} images are {tuple(image_shape)}")
+    features = int(np.prod(image_shape)) // (3 if config.grayscale else 1)
+    if config.arch[0] != features:
+        raise ConfigError(f"arch {config.arch_name} starts with {config.arch[0]} inputs, but {name} has {features} features per example")
+    if classes is not None and config.arch[-1] != classes:
+        raise ConfigError(f"arch {config.arch_name} ends with {config.arch[-1]} outputs, but {name} has {classes} classes")
+
+
+# ---------------------------------------------------------------- pieces from the config
+
+
+def build_model(config: FitConfig):
+    """The model ``config.arch`` describes, and its ``init`` input shape."""
+    return layers.mlp(config.arch, config.activation, config.dropout, config.init), (-1, config.arch[0])
+
+
+def build_optimizer(config: FitConfig, steps_per_epoch: int):
+    """The optimizer with its schedule (down to ``lr_floor * lr``), warm-up, clipping and weight decay."""
+    total = steps_per_epoch * config.epochs
+    schedule = optim.schedule_by_name(config.schedule, config.lr, total, config.warmup * steps_per_epoch, config.lr_floor)
+    return optim.by_name(config.optimizer, schedule, config.weight_decay, config.clip_norm)
+
+
+def build_penalty(config: FitConfig):
+    """The L1 + L2 penalty, or None."""
+    return losses.penalties(*([losses.l1(config.l1)] if config.l1 else []), *([losses.l2(config.l2)] if config.l2 else []))
+
+
+
+def default_run_dir(config: FitConfig, root=runs.DEFAULT_ROOT) -> Path:
+    """``runs/<dataset>-<arch>-<timestamp>``, made unique with a suffix if needed."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name = Path(config.dataset).name.split(".")[0] or "data"
+    base = Path(root) / f"{name}-{config.arch_name}-{stamp}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = Path(f"{base}-{n}")
+    return path
+
+
+def load_checkpoint(path) -> dict:
+    """A run folder's checkpoint as a dict: ``config`` (a FitConfig), ``params``, ``opt_state``, ``epoch``, ``cursor``, ``history``.
+
+    Raises :class:`fnn.serialization.ModelFileError` for anything but a sound checkpoint of a run.
+    """
+    loaded = checkpoints.load(path)
+    try:
+        config = FitConfig.from_dict(loaded.info["config"])
+    except (KeyError, TypeError, ConfigError) as e:
+        raise serialization.ModelFileError(f"{path}: checkpoint holds no valid run config ({str(e):.200})") from None
+    s = loaded.state
+    return {"config": config, "params": s.params, "opt_state": s.opt_state, "state": s.state, "epoch": s.epoch,
+            "cursor": s.cursor, "history": s.history, "train_seconds": s.train_seconds}
+
+
+class RunFolder(Callback):
+    """Writes the run folder as training goes: ``metrics.jsonl`` (one line per epoch) and ``train.log``."""
+
+    def __init__(self, out: Path, config: FitConfig, resume: bool):
+        self.out, self.config, self.resume = out, config, resume
+
+    def log(self, text):
+        with open(self.out / runs.LOG, "a", encoding="utf-8") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
+
+    def on_train_begin(self, logs=None):
+        """Once fit has accepted the checkpoint (a refused resume writes nothing): the config, the status, the metrics."""
+        save_config(self.out / runs.CONFIG, self.config)
+        runs.clear_status(self.out)  # a diverged or interrupted run resumed: no longer stopped
+        records = self.loop.records  # those of a resumed checkpoint: metrics.jsonl is rewritten to match
+        text = "".join(json.dumps(r) + "\n" for r in records)
+        serialization.atomic_write(self.out / runs.METRICS, lambda f: f.write(text.encode()))
+        where = f"resumed at epoch {len(records) + 1}: " if self.resume else "start: "
+        self.log(where + json.dumps(self.config.to_dict()))
+
+    def on_epoch_end(self, epoch, logs=None):
+        with open(self.out / runs.METRICS, "a", encoding="utf-8") as f:
+            f.write(json.dumps(logs) + "\n")
+        self.log(json.dumps(logs))
+
+    def on_warning(self, text):
+        self.log(f"warning: {text}")
+
+
+def fit_config(config: FitConfig, out_dir=None, *, resume=False, callbacks=(), data_dir=None, dataset=None, threads=None):
+    """Train ``config`` with :func:`fnn.fit` into the run folder ``out_dir``; returns the summary dict.
+
+    With ``resume=True``, ``out_dir`` must hold a checkpoint written by an
+    earlier run of the same config (``epochs`` may grow); training goes on
+    from its epoch and batch. Raises :class:`fnn.training.fit.TrainingDiverged`
+    when the loss turns NaN/Inf (the last good checkpoint is kept) and
+    :class:`fnn.training.fit.Interrupted` on Ctrl-C or SIGTERM (after writing a checkpoint).
+    """
+    out = Path(out_dir) if out_dir is not None else default_run_dir(config)
+    if resume:
+        _check_resumable(out, config)
+    data = prepare_data(config, data_dir, dataset)
+    model, in_shape = build_model(config)
+    steps_per_epoch = -(-len(data["y_train"]) // config.batch_size)
+    out.mkdir(parents=True, exist_ok=True)
+    # left by a run killed (kill -9, power cut) in the middle of a write
+    serialization.remove_temporaries(out, [runs.CHECKPOINT, runs.MODEL, runs.SUMMARY, runs.METRICS, runs.CONFIG])
+    folder = RunFolder(out, config, resume)
+    best = EarlyStopping("val_loss", patience=config.early_stopping, min_delta=config.min_delta, mode="min",
+                         restore_best_weights=bool(config.early_stopping))
+    extra = []
+    if config.diagnostics:  # per-layer statistics on a fixed probe (fnn.training.diagnostics); the training step is untouched
+        previous = load_checkpoint(out / runs.CHECKPOINT) if resume else None
+        extra.append(diagnostics.recorder(model, losses.softmax_cross_entropy, data, config, out / runs.DIAGNOSTICS,
+                                          previous["history"] if previous else [], previous["epoch"] if previous else 0, resume))
+    x_val = (data["x_val"], data["y_val"]) if len(data["y_val"]) else None
+    try:
+        result = fit(model, data["x_train"], data["y_train"], loss=losses.softmax_cross_entropy,
+                     optimizer=build_optimizer(config, steps_per_epoch), epochs=config.epochs, batch_size=config.batch_size,
+                     validation_data=x_val, callbacks=[folder, best, *callbacks, *extra], key=random.key(config.seed),
+                     in_shape=in_shape, penalty=build_penalty(config), transform=data["transform"], verbose=0,
+                     checkpoint=out / runs.CHECKPOINT, resume=resume, info={"config": config.to_dict(), "out_dir": str(out),
+                     "source": data["meta"]["source"]}, threads=threads)
+    except TrainingDiverged as e:
+        runs.write_status(out, "diverged", epoch=e.epoch, step=e.step, message=str(e))  # for runs list
+        folder.log(f"diverged: {e}")
+        raise
+    except Interrupted as e:
+        ckpt = load_checkpoint(e.path)
+        epoch, cursor = ckpt["epoch"], ckpt["cursor"]
+        runs.write_status(out, "interrupted", epoch=epoch + 1, step=cursor)
+        folder.log(f"interrupted at epoch {epoch + 1}, batch {cursor}; checkpoint written")
+        raise
+    if result.stopped_early:
+        folder.log(f"early stopping after epoch {len(result.records)}: best epoch {best.best_epoch}")
+    return _finish(out, config, data, model, result, in_shape, best.best_epoch)
+
+
+def _check_resumable(out: Path, config: FitConfig) -> None:
+    """Refuse to resume ``out`` without a checkpoint, or with another config than it was trained with (``epochs`` may grow)."""
+    ckpt_path = out / runs.CHECKPOINT
+    if not ckpt_path.is_file():
+        raise ConfigError(f"cannot resume: {out} has no {runs.CHECKPOINT}")
+    old, new = load_checkpoint(ckpt_path)["config"].to_dict(), config.to_dict()
+    differ = sorted(k for k in new if k != "epochs" and new[k] != old[k])
+    if differ:
+        raise ConfigError(
+            "cannot resume with a different configuration: " + ", ".join(f"{k} {old[k]!r} -> {new[k]!r}" for k in differ)
+        )
+
+
+def _finish(out, config, data, model, result, in_shape, best_epoch) -> dict:
+    """Test the final params, save the model and ``summary.json``; returns the summary."""
+    loss = losses.softmax_cross_entropy
+    if len(data["y_test"]):
+        test = evaluate(model, result.params, data["transform"](data["x_test"]), data["y_test"], loss)
+    else:
+        test = {"loss": None, "accuracy": None}
+    history = result.records
+    summary = {
+        "dataset": data["meta"]["dataset"],
+        "arch": list(config.arch),
+        "optimizer": config.optimizer,
+        "lr": config.lr,
+        "batch_size": config.batch_size,
+        "test_accuracy": test["accuracy"],
+        "test_loss": test["loss"],
+        "val_accuracy": history[-1].get("val_accuracy") if history else None,
+        "epochs": len(history),
+        "best_epoch": best_epoch,
+        "stopped_early": result.stopped_early,
+        "train_seconds": result.train_seconds,
+        "params": tree_size(result.params),
+        "seed": config.seed,
+        "data_source": data["meta"]["source"],
+        "dataset_files": data["meta"]["files"],
+        "val_indices_sha256": _digest(data["val_idx"]),
+        "fnn_version": fnn.__version__,
+        "numpy_version": np.__version__,
+        "python_version": platform.python_version(),
+    }
+    metadata = {k: data["meta"][k] for k in ("dataset", "classes", "preprocessing")}
+    metadata.update(test_accuracy=test["accuracy"], arch=list(config.arch), activation=config.activation,
+                    task=tasks.name_of(result.task))
+    serialization.save_model(out / runs.MODEL, model, result.params, in_shape, metadata)
+    text = json.dumps(summary, indent=2)
+    serialization.atomic_write(out / runs.SUMMARY, lambda f: f.write(text.encode()))
+    return summary
+
+
+def _digest(indices):
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(indices, dtype=np.int64).tobytes()).hexdigest()
+
+
+__all__ = ["fit_config", "prepare_data", "build_model", "build_optimizer", "build_penalty", "load_checkpoint",
+           "default_run_dir", "RunFolder"]
