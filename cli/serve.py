@@ -3,14 +3,15 @@
 waitress alone lets a client hold a connection for ever by sending a header
 byte now and then (each byte resets its idle timeout), and stops accepting at
 100 connections, so 110 slow clients starve everyone else. Here every request
-has deadlines (:class:`DeadlineChannel`): its request line and headers must
-arrive within ``--header-timeout`` seconds of its start (the connection's
+has deadlines (see :func:`deadline_classes`): its request line and headers
+must arrive within ``--header-timeout`` seconds of its start (the connection's
 opening, or its first byte on a kept-alive connection), its body within
 ``--body-timeout`` seconds after the headers; a client that misses one gets a
 JSON 408 and the connection is closed. ``--connection-limit`` (default 1000,
 polled with ``poll()``, so not capped by ``select()``'s 1024 descriptors)
-leaves room for the slow ones while they last, and an idle kept-alive
-connection is closed after ``IDLE_TIMEOUT`` seconds.
+leaves room for the slow ones while they last; an idle kept-alive connection
+is closed after ``IDLE_TIMEOUT`` seconds; headers are capped at
+``MAX_HEADER_BYTES``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import socket
 import time
 
 import click
@@ -27,6 +29,7 @@ from fnn.cli.common import OptionError, WholeNumber, fail
 MAX_WIRE_BODY = 4 << 20  # waitress refuses larger bodies itself; the app answers 413 past 1 MB
 MAX_HEADER_BYTES = 32 << 10  # request line and headers (waitress: 256 KB, rescanned on every read: O(n^2))
 IDLE_TIMEOUT = 30  # seconds a kept-alive connection may wait, idle, for its next request (waitress: 120)
+LINGER = 2.0  # most seconds a timed-out connection is still read (input dropped) after its 408, for the client to close
 SPARE_FILES = 64  # file descriptors beyond the connection limit: listening socket, trigger, model files, logs
 
 
@@ -102,13 +105,27 @@ def deadline_classes():
         waitress's idle timeout applies). ``headers_done``: when the request's
         headers were complete, or None. Both are set on the event-loop thread,
         in :meth:`received`, and read there by :meth:`check_deadlines`.
+
+        A timed-out connection (``timed_out``: when) gets its 408, then its
+        sending side is shut down while its input is still read and dropped
+        until the client closes, or sends nothing for a maintenance tick, or
+        ``LINGER`` seconds pass: closing at once with unread input would make
+        the kernel reset the connection, and the client would lose the 408.
         """
+
+        timed_out = None
+        write_shut = False
 
         def __init__(self, server, sock, addr, adj, map=None):
             super().__init__(server, sock, addr, adj, map)
             self.request_started, self.headers_done = self.creation_time, None
 
+        def readable(self):
+            return self.timed_out is not None or super().readable()
+
         def received(self, data):
+            if self.timed_out is not None:
+                return True  # after a 408: dropped
             before, now = self.request, time.time()
             result = super().received(data)
             if self.request is None:  # every request in `data` was complete
@@ -123,6 +140,11 @@ def deadline_classes():
         def check_deadlines(self, now):
             """Answer 408 and close if the request being received missed its header or body deadline."""
             with self.requests_lock:
+                if self.timed_out is not None:
+                    quiet = self.write_shut and now - self.last_activity >= self.adj.cleanup_interval
+                    if quiet or now - self.timed_out > LINGER:
+                        self.will_close = True  # nothing unread is left to reset the connection, or enough waiting
+                    return
                 if self.requests or self.will_close or self.close_when_flushed or self.request_started is None:
                     return  # a request is being served, the connection is closing, or it is idle between requests
                 if self.headers_done is None:
@@ -133,10 +155,10 @@ def deadline_classes():
                     return
                 else:
                     message = f"the request body did not arrive within {self.adj.body_timeout:g} s of the headers"
-                self.time_out(message)
+                self.time_out(message, now)
 
-        def time_out(self, message):
-            """Queue a JSON 408 naming the deadline, then close the connection once it is sent."""
+        def time_out(self, message, now):
+            """Queue a JSON 408 naming the deadline; once it is sent, shut the sending side (see the class)."""
             body = json.dumps({"error": "Request Timeout", "message": message, "status": 408}).encode()
             head = ("HTTP/1.1 408 Request Timeout\r\nServer: fnn\r\nConnection: close\r\n"
                     "Content-Type: application/json\r\nX-Content-Type-Options: nosniff\r\n"
@@ -149,7 +171,16 @@ def deadline_classes():
                 self.request.close()
                 self.request = None
             self.request_started = self.headers_done = None
-            self.close_when_flushed = True  # readable() is now False: nothing more is read
+            self.timed_out = now
+
+        def handle_write(self):
+            super().handle_write()
+            if self.timed_out is not None and self.connected and not self.total_outbufs_len and not self.write_shut:
+                self.write_shut = True
+                try:
+                    self.socket.shutdown(socket.SHUT_WR)  # the client reads the 408, then end of file
+                except OSError:
+                    self.will_close = True
 
     class DeadlineServer(TcpWSGIServer):
         """waitress's TCP server whose maintenance (every ``cleanup_interval`` s) also enforces the deadlines."""

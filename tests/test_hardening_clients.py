@@ -46,6 +46,12 @@ def test_healthz_answers_while_4_scan_bombs_are_in_flight(pad_models):  # noqa: 
     body = bomb_body()
     with serve_process([pad_models["small"]]) as (url, _):
         port = urlparse(url).port
+        alone = []
+        for _ in range(5):
+            start = time.perf_counter()
+            status, answer = post_json(url + "/api/predict", body, timeout=5)
+            alone.append(time.perf_counter() - start)
+            assert status == 400 and "more than 64 scans" in answer["message"], answer
         bomb_times, answers, stop = [], [], threading.Event()
 
         def bomber():
@@ -79,7 +85,8 @@ def test_healthz_answers_while_4_scan_bombs_are_in_flight(pad_models):  # noqa: 
         for t in threads:
             t.join(30)
     assert not failures, failures[:2]
-    print(f"\n4 bombers: {len(bomb_times)} scan bombs refused, p50 {percentile(bomb_times, 50) * 1e3:.1f} ms, "
+    print(f"\none scan bomb ({len(body)} bytes) alone: refused in {percentile(alone, 50) * 1e3:.1f} ms (median of 5)")
+    print(f"4 bombers: {len(bomb_times)} scan bombs refused, p50 {percentile(bomb_times, 50) * 1e3:.1f} ms, "
           f"max {max(bomb_times) * 1e3:.1f} ms; /healthz meanwhile p50 {percentile(health, 50) * 1e3:.1f} ms, "
           f"p99 {percentile(health, 99) * 1e3:.1f} ms over {len(health)}")
     assert len(bomb_times) >= 20
@@ -189,7 +196,9 @@ def ordinary_requests(url, n, seconds, workers=4):
 
 
 def check_timeouts(loris, deadline):
-    assert loris.timeouts, "no slow connection was timed out"
+    """Every connection the server dropped got a JSON 408 first (none was reset, losing it)."""
+    assert loris.closed > 0, "no slow connection was timed out"
+    assert len(loris.timeouts) == loris.closed, f"{loris.closed} dropped, {len(loris.timeouts)} read to the end"
     for got in loris.timeouts:
         head, _, body = got.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 408 ") and b"Content-Type: application/json" in head, got[:200]
@@ -222,8 +231,8 @@ def test_ordinary_requests_are_answered_under_200_slow_connections(pad_models, l
     check_timeouts(loris, 1)
     if limit is None:
         assert percentile(latencies, 99) < 1.0
-    else:  # about one header deadline in the queue, for the slow connections ahead of it to be timed out
-        assert percentile(latencies, 99) < 5.0
+    else:  # a header deadline or two in the queue, for the slow connections ahead of it to be timed out and closed
+        assert percentile(latencies, 99) < 6.0
 
 
 def read_all(sock):
@@ -300,13 +309,29 @@ def test_the_open_files_limit_is_raised_to_fit_the_connection_limit_or_the_start
         fits.communicate(timeout=10)
 
 
-def test_a_phone_photo_of_a_7_with_exif_orientation_6_is_read_as_7(pad_models):  # noqa: F811
-    digit = datasets.load("mnist").x_test[0]  # a 7
-    photo = np.full((400, 300), 235, np.uint8)  # grey paper, dark ink
+def photo_of(digit):
+    """An MNIST digit as a phone would photograph it upright: 400x300, dark ink on grey paper."""
     from PIL import Image
 
-    photo[50:350, 0:300] = 235 - np.asarray(Image.fromarray(digit).resize((300, 300), Image.Resampling.BICUBIC)) * 0.8
-    stored = jpeg(as_stored(photo, 6), quality=90, exif=exif_orientation(6))  # as a phone held upright stores it
+    photo = np.full((400, 300), 235, np.uint8)
+    ink = np.asarray(Image.fromarray(digit).resize((300, 300), Image.Resampling.BICUBIC))
+    photo[50:350] = 235 - (ink * 0.8).astype(np.uint8)
+    return photo
+
+
+def test_phone_photos_of_7s_with_exif_orientation_6_are_read_as_7(pad_models):  # noqa: F811
+    """Stored turned 90 degrees anticlockwise, with orientation 6, as a phone held upright stores them.
+
+    Without the orientation tag the same files are mostly misread (0, 4, 9 ...): the tag is what makes them 7s.
+    """
+    data = datasets.load("mnist")
+    sevens = data.x_test[np.flatnonzero(data.y_test == 7)[:12]]
+    stored = [as_stored(photo_of(d), 6) for d in sevens]
     with serve_process([pad_models["mnist"]]) as (url, _):
-        status, answer = post_json(url + "/api/predict", {"image": data_url(stored, "jpeg")})
-    assert status == 200 and answer["label"] == 7, answer.get("label")
+        tagged = [post_json(url + "/api/predict", {"image": data_url(jpeg(s, quality=90, exif=exif_orientation(6)), "jpeg")})
+                  for s in stored]
+        untagged = [post_json(url + "/api/predict", {"image": data_url(jpeg(s, quality=90), "jpeg")}) for s in stored]
+    assert all(status == 200 for status, _ in tagged + untagged)
+    print("\nlabels with orientation 6:", [a["label"] for _, a in tagged], "without:", [a["label"] for _, a in untagged])
+    assert [a["label"] for _, a in tagged] == [7] * 12
+    assert sum(a["label"] != 7 for _, a in untagged) >= 4

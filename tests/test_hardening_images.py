@@ -55,7 +55,7 @@ OVER = {
     "200,000 APP1 segments after the frame": (
         lambda: scan_bomb(scans=1).replace(b"\xff\xda", segment(0xE1, b"") * 200_000 + b"\xff\xda", 1), "marker segments"),
     "200,000 comments between scans": (lambda: insert_before_eoi(scan_bomb(scans=1), EMPTY * 200_000), "marker segments"),
-    "junk between header segments": (lambda: scan_bomb(scans=1).replace(b"\xff\xc2", b"\x00" * 100_000 + b"\xff\xc2", 1),
+    "junk between the frame and the scan": (lambda: scan_bomb(scans=1).replace(b"\xff\xc4", b"\x00" * 100_000 + b"\xff\xc4", 1),
                                       "corrupt JPEG header"),
     "80,000 empty IDAT chunks": (lambda: png_image(10, 10, [small_png()] + [b""] * 80_000), "more than 4096 chunks"),
     "80,000 unknown chunks before IDAT": (lambda: png_image(10, 10, [small_png()], before=chunk(b"abCd", b"") * 80_000),
@@ -82,10 +82,10 @@ def test_work_bombs_are_refused_in_milliseconds_before_decoding(name, monkeypatc
 # ---------------------------------------------------------------- within the limits: decoded, fast
 
 
-def real_progressive(color):
+def real_progressive(color, quality=30, **save):
     rng = np.random.default_rng(0)
     a = rng.integers(0, 256, (1024, 1024, 3) if color else (1024, 1024), dtype=np.uint8)
-    return jpeg(a, progressive=True, quality=30)
+    return jpeg(a, progressive=True, quality=quality, **save)
 
 
 WITHIN = {
@@ -93,6 +93,8 @@ WITHIN = {
     "256 empty scans at 128x128": lambda: scan_bomb(side=128, scans=256),
     "Pillow's progressive gray JPEG, 1024x1024 noise (6 scans)": lambda: real_progressive(False),
     "Pillow's progressive color JPEG, 1024x1024 noise (10 scans)": lambda: real_progressive(True),
+    "the heaviest real JPEG found: progressive 4:4:4 color noise, 755 KB": lambda: real_progressive(
+        True, 50, subsampling=0),
     "1000 comments before the frame": lambda: insert_after_soi(scan_bomb(scans=1), EMPTY * 1000),
     "4000 unknown PNG chunks": lambda: png_image(10, 10, [small_png()], before=chunk(b"abCd", b"") * 4000),
     "16 zTXt chunks inflating to 1 MB each": lambda: png_image(
@@ -119,7 +121,7 @@ def split(data, n):
 
 
 @pytest.mark.parametrize("name", list(WITHIN))
-def test_the_worst_images_within_the_limits_decode_in_well_under_a_second(name):
+def test_the_worst_images_within_the_limits_decode_in_under_a_second(name):
     data = WITHIN[name]()
     assert len(data) <= MB
     times = [timed(data) for _ in range(3)]
@@ -127,7 +129,7 @@ def test_the_worst_images_within_the_limits_decode_in_well_under_a_second(name):
     result = times[0][1]
     print(f"\n{name}: {len(data)} bytes, decoded in {seconds * 1000:.0f} ms")
     assert not isinstance(result, ImageError), result
-    assert seconds < 0.5
+    assert seconds < 1.0  # the bound for any 1 MB body; measured: 0-50 ms, 0.36 s for the heaviest JPEG
 
 
 def test_scan_limit_is_scans_times_pixels():
