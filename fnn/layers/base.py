@@ -122,7 +122,14 @@ def serial(*layers: Layer) -> Layer:
             shape = lyr.init(None, shape)[0]  # shape only: nothing allocated
         return state
 
+    applies = [lyr.apply for lyr in layers]
+    nones = [None] * len(layers)
+
     def apply(params, x, key=None, state=None):
+        if not stateful:  # the common case, kept lean: predict on one row is mostly this loop
+            for name, f, k in zip(names, applies, nones if key is None or not uses_key else child_keys(layers, key)):
+                x = f(params[name], x, k)
+            return x
         for name, lyr, k in zip(names, layers, child_keys(layers, key)):
             x = apply_model(lyr, params[name], x, k, None if state is None else state[name])
         return x
@@ -130,8 +137,12 @@ def serial(*layers: Layer) -> Layer:
     def vjp(params, x, key=None, ws=FRESH, need_dx=True, state=None):
         backwards, new_state = [], {}
         for i, (name, lyr, k) in enumerate(zip(names, layers, child_keys(layers, key))):
-            sub = None if state is None else state[name]
-            x, back, new_state[name] = vjp_model(lyr, params[name], x, k, ws.child(name), need_dx or i > 0, sub)
+            if lyr.stateful:
+                x, back, new_state[name] = lyr.vjp(params[name], x, k, ws=ws.child(name), need_dx=need_dx or i > 0,
+                                                   state=state[name])
+            else:
+                x, back = lyr.vjp(params[name], x, k, ws=ws.child(name), need_dx=need_dx or i > 0)
+                new_state[name] = {} if state is None else state[name]
             backwards.append(back)
 
         def backward(dy):
@@ -146,13 +157,10 @@ def serial(*layers: Layer) -> Layer:
     if stateful:
         return layer(init, apply, vjp, spec, uses_key, layers, state_init)
 
-    def stateless_apply(params, x, key=None):
-        return apply(params, x, key)
-
     def stateless_vjp(params, x, key=None, ws=FRESH, need_dx=True):
         return vjp(params, x, key, ws, need_dx)[:2]
 
-    return layer(init, stateless_apply, stateless_vjp, spec, uses_key, layers)
+    return layer(init, apply, stateless_vjp, spec, uses_key, layers)
 
 
 # ---------------------------------------------------------------- rebuilding layers from specs

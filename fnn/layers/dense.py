@@ -28,7 +28,9 @@ def Dense(units: int, w_init="glorot_uniform", b_init="zeros") -> Layer:
         return (*in_shape[:-1], units), {"w": w_fn(kw, (in_shape[-1], units)), "b": b_fn(kb, (units,))}
 
     def apply(params, x, key=None):
-        return x @ params["w"] + params["b"]
+        y = x @ params["w"]
+        y += params["b"]  # y is this call's own array
+        return y
 
     def vjp(params, x, key=None, ws=FRESH, need_dx=True):
         w, b = params["w"], params["b"]
