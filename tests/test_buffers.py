@@ -60,8 +60,8 @@ def test_threads_never_get_memory_another_live_array_uses():
     assert clashes == []
 
 
-def test_batches_kept_by_the_caller_stay_intact():
-    ds = datasets.load("mnist")
+def test_batches_kept_by_the_caller_stay_intact(mnist):
+    ds = mnist
     x, y = ds.x_train[:1000], ds.y_train[:1000]
     kept = list(batching.iterate_batches(x, y, 100, random.key(0), transform=datasets.make_transform()))
     order = random.permutation(random.key(0), 1000)

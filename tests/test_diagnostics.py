@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 import fnn
-from fnn import batching, datasets, diagnostics, gradcheck, losses, random, runs
+from fnn import batching, diagnostics, gradcheck, losses, random, runs
 from fnn.cli.main import cli
 from fnn.config import FitConfig
 from fnn.fit import fit
@@ -19,9 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def probe():
+def probe(mnist):
     """2048 MNIST training images as float32 features, and their labels."""
-    ds = datasets.load("mnist")
+    ds = mnist
     return batching.to_float(ds.x_train[:2048]), ds.y_train[:2048]
 
 
