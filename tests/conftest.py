@@ -67,15 +67,23 @@ def tiny_npz(tmp_path_factory, mnist_raw):
 
 @pytest.fixture(scope="session")
 def pad_models(tmp_path_factory, mnist):
-    """``{"mnist": path, "small": path}``: the default MNIST model and a weaker second one (see mnist_model.py)."""
+    """``{"mnist": path, "small": path}``: the default MNIST model and a weaker second one (see mnist_model.py).
+
+    Trained with one BLAS thread: on 2 quiet cores an epoch takes about 1.25x as long as with two (see
+    experiments/README.md), but while other jobs keep both cores busy, two OpenBLAS threads wait on each
+    other and this training took 135 s instead of about 4.
+    """
+    from threadpoolctl import threadpool_limits
+
     from mnist_model import train
 
     folder = tmp_path_factory.mktemp("pad-models")
     models = {}
-    for name, arch, epochs in (("mnist", [784, 128, 64, 10], 3), ("small", [784, 32, 10], 1)):
-        models[name] = folder / f"{name}.npz"
-        accuracy = train(mnist, arch, epochs, models[name])
-        assert accuracy > (0.96 if name == "mnist" else 0.85), (name, accuracy)
+    with threadpool_limits(limits=1, user_api="blas"):
+        for name, arch, epochs in (("mnist", [784, 128, 64, 10], 3), ("small", [784, 32, 10], 1)):
+            models[name] = folder / f"{name}.npz"
+            accuracy = train(mnist, arch, epochs, models[name])
+            assert accuracy > (0.96 if name == "mnist" else 0.85), (name, accuracy)
     return models
 
 
