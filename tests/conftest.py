@@ -91,8 +91,9 @@ def pad_models(tmp_path_factory, mnist):
 def pad_server(pad_models):
     """``http://127.0.0.1:PORT`` of one real ``fnn-cli serve --threads 8`` process serving both pad models.
 
-    The tests that need a server over HTTP share it (a start costs about a
-    second); so each also checks that what the earlier ones sent left it answering.
+    The tests that need a server over HTTP share it (each start imports Flask and
+    waitress and loads the models again); so each also checks that what the
+    earlier ones sent left it answering.
     """
     from pad_helpers import get_json, serve_process
 

@@ -37,9 +37,8 @@ FLAGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    "--window-size=1100,1100",
 ]
-WINDOW = (1100, 1100)
+WINDOW = (1100, 1100)  # the desktop size every test starts from
 SEVEN = [(-70, -85), (70, -85), (-15, 95)]  # a 7: the bar, then the stem (offsets from the canvas centre)
 
 
@@ -50,7 +49,8 @@ def browser(tmp_path_factory):
         assert os.access(binary, os.X_OK), f"{binary} is missing: apt-get install chromium chromium-driver (.ci/run does)"
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in FLAGS + [f"--user-data-dir={tmp_path_factory.mktemp('chromium') / 'profile'}"]:
+    profile = tmp_path_factory.mktemp("chromium") / "profile"
+    for flag in FLAGS + ["--window-size={},{}".format(*WINDOW), f"--user-data-dir={profile}"]:
         options.add_argument(flag)
     d = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     yield d
