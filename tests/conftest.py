@@ -16,6 +16,21 @@ ROOT = Path(__file__).resolve().parents[1]
 MNIST_DIR = ROOT / "fnn" / "datasets" / "data" / "mnist"  # what the package ships; a user's clone has no ../shared
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_blas_thread():
+    """The test process computes with one BLAS thread; the processes that tests start keep their defaults.
+
+    On 2 quiet cores one thread makes an MNIST epoch about 1.25x as long (experiments/README.md). But
+    while other jobs keep both cores busy, two OpenBLAS threads wait on each other: test_mnist_mlp took
+    90 s instead of 3, and training the pad's models 135 s instead of 4. Code that sets its own limit
+    (``fit(threads=...)``, ``--threads``) still gets it.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 def read_idx_gz(path):
     """Minimal IDX reader for test fixtures (the library's own parser is tested separately)."""
     with gzip.open(path) as f:
@@ -67,23 +82,15 @@ def tiny_npz(tmp_path_factory, mnist_raw):
 
 @pytest.fixture(scope="session")
 def pad_models(tmp_path_factory, mnist):
-    """``{"mnist": path, "small": path}``: the default MNIST model and a weaker second one (see mnist_model.py).
-
-    Trained with one BLAS thread: on 2 quiet cores an epoch takes about 1.25x as long as with two (see
-    experiments/README.md), but while other jobs keep both cores busy, two OpenBLAS threads wait on each
-    other and this training took 135 s instead of about 4.
-    """
-    from threadpoolctl import threadpool_limits
-
+    """``{"mnist": path, "small": path}``: the default MNIST model and a weaker second one (see mnist_model.py)."""
     from mnist_model import train
 
     folder = tmp_path_factory.mktemp("pad-models")
     models = {}
-    with threadpool_limits(limits=1, user_api="blas"):
-        for name, arch, epochs in (("mnist", [784, 128, 64, 10], 3), ("small", [784, 32, 10], 1)):
-            models[name] = folder / f"{name}.npz"
-            accuracy = train(mnist, arch, epochs, models[name])
-            assert accuracy > (0.96 if name == "mnist" else 0.85), (name, accuracy)
+    for name, arch, epochs in (("mnist", [784, 128, 64, 10], 3), ("small", [784, 32, 10], 1)):
+        models[name] = folder / f"{name}.npz"
+        accuracy = train(mnist, arch, epochs, models[name])
+        assert accuracy > (0.96 if name == "mnist" else 0.85), (name, accuracy)
     return models
 
 
