@@ -22,7 +22,7 @@ SERVE = [sys.executable, "-c", "import sys; from fnn_cli.main import cli; sys.ex
 def png(array, mode=None) -> bytes:
     """A uint8 array ``(H, W)`` or ``(H, W, 3|4)`` as PNG bytes."""
     buf = io.BytesIO()
-    Image.fromarray(np.asarray(array, np.uint8), mode).save(buf, "PNG")
+    Image.fromarray(np.asarray(array, np.uint8), mode).save(buf, "PNG", compress_level=1)  # lossless at any level; 1 is fastest
     return buf.getvalue()
 
 

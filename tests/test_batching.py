@@ -69,8 +69,8 @@ def test_bad_arguments(kwargs, message):
         list(batching.iterate_batches(**args))
 
 
-def test_memory_beyond_the_uint8_data_stays_within_a_few_batches():
-    ds = datasets.load("mnist")
+def test_memory_beyond_the_uint8_data_stays_within_a_few_batches(mnist):
+    ds = mnist
     x, y = ds.x_train, ds.y_train  # 47 MB of uint8; as float32 it would be 188 MB
     batch_size = 128
     transform = datasets.make_transform()

@@ -8,7 +8,6 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from fnn import datasets
 from fnn_cli.main import cli
 
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]  # the official t10k class counts
@@ -32,9 +31,9 @@ def mnist_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def small_data(tmp_path_factory):
+def small_data(tmp_path_factory, mnist):
     """3000 MNIST training and 600 test images as a user .npz dataset: quick course-architecture runs."""
-    ds = datasets.load("mnist")
+    ds = mnist
     path = tmp_path_factory.mktemp("data") / "small.npz"
     np.savez(path, x=ds.x_train[:3000], y=ds.y_train[:3000], x_test=ds.x_test[:600], y_test=ds.y_test[:600])
     return path

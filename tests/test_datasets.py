@@ -455,8 +455,8 @@ def test_a_missing_user_path_is_named(tmp_path):
 # ---------------------------------------------------------------- 6. splits
 
 
-def test_validation_split_is_stratified_within_one_point():
-    y = datasets.load("mnist").y_train
+def test_validation_split_is_stratified_within_one_point(mnist):
+    y = mnist.y_train
     train_idx, val_idx = datasets.train_val_split(y, 0.1, random.key(0))
     assert len(val_idx) == pytest.approx(6000, abs=10) and len(train_idx) + len(val_idx) == 60000
     assert np.array_equal(np.union1d(train_idx, val_idx), np.arange(60000))  # from the training set only
@@ -500,8 +500,8 @@ def test_make_transform_scales_flattens_and_standardizes():
     assert datasets.make_transform(flatten=False)(x).shape == (2, 2, 2)
 
 
-def test_standardize_stats_in_chunks_match_numpy_on_mnist():
-    x = datasets.load("mnist").x_train[:5000]
+def test_standardize_stats_in_chunks_match_numpy_on_mnist(mnist):
+    x = mnist.x_train[:5000]
     mean, std = datasets.standardize_stats(x, chunk=777)
     full = x.reshape(len(x), -1) / 255.0
     assert np.allclose(mean, full.mean(0), atol=1e-6)

@@ -10,19 +10,19 @@ import pytest
 from click.testing import CliRunner
 
 import fnn
-from fnn import batching, datasets, gradcheck, losses, random
+from fnn import batching, gradcheck, losses, random
 from fnn.training import diagnostics, runs
-from fnn_cli.main import cli
 from fnn.training.config import FitConfig
 from fnn.training.experiment import fit_config
+from fnn_cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def probe():
+def probe(mnist):
     """2048 MNIST training images as float32 features, and their labels."""
-    ds = datasets.load("mnist")
+    ds = mnist
     return batching.to_float(ds.x_train[:2048]), ds.y_train[:2048]
 
 
@@ -210,9 +210,13 @@ def test_cli_fit_diagnostics_then_evaluate_puts_the_pictures_in_the_report(tmp_p
 
 
 def test_teaching_experiments_script_runs_quick(tmp_path):
-    out = subprocess.run([sys.executable, str(ROOT / "experiments" / "diagnostics" / "run.py"), "--quick",
-                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
+    # two processes of two experiments each, side by side: the figures (most of the time) take one core each
+    script = [sys.executable, str(ROOT / "experiments" / "diagnostics" / "run.py"), "--quick", "--out", str(tmp_path)]
+    procs = [subprocess.Popen(script + names, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for names in (["init", "optimizers"], ["depth", "overfitting"])]
+    for proc in procs:
+        _, stderr = proc.communicate(timeout=600)
+        assert proc.returncode == 0, stderr[-2000:]
     for name in ("init", "depth", "overfitting", "optimizers"):
         table = (tmp_path / name / "results.md").read_text()
         assert table.count("\n|") >= 3, table

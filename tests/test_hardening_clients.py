@@ -25,7 +25,6 @@ from click.testing import CliRunner
 from fnn import datasets
 from fnn_cli.main import cli
 from hostile_images import as_stored, exif_orientation, jpeg, scan_bomb
-from mnist_model import pad_models  # noqa: F401  (session fixture)
 from pad_helpers import SERVE, data_url, get_json, post_json, serve_process
 
 SLOW_CONNECTIONS = 200
@@ -42,7 +41,7 @@ def percentile(values, q):
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def test_healthz_answers_while_4_scan_bombs_are_in_flight(pad_models):  # noqa: F811
+def test_healthz_answers_while_4_scan_bombs_are_in_flight(pad_models):
     body = bomb_body()
     with serve_process([pad_models["small"]]) as (url, _):
         port = urlparse(url).port
@@ -207,7 +206,7 @@ def check_timeouts(loris, deadline):
 
 
 @pytest.mark.parametrize("limit", [None, 100])
-def test_ordinary_requests_are_answered_under_200_slow_connections(pad_models, limit):  # noqa: F811
+def test_ordinary_requests_are_answered_under_200_slow_connections(pad_models, limit):
     """Default limits (room for all 200), and waitress's old limit of 100, which the slow ones fill: there the
     header deadline frees slots, and a new connection waits in the listen queue behind the slow ones."""
     args = ["--header-timeout", "1"] + (["--connection-limit", str(limit)] if limit else [])
@@ -242,7 +241,7 @@ def read_all(sock):
     return data
 
 
-def test_a_slow_body_and_a_silent_connection_get_408_and_are_closed(pad_models):  # noqa: F811
+def test_a_slow_body_and_a_silent_connection_get_408_and_are_closed(pad_models):
     with serve_process([pad_models["small"]], "--header-timeout", "0.5", "--body-timeout", "1") as (url, _):
         port = urlparse(url).port
         silent = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -288,7 +287,7 @@ def limit_open_files(soft, hard):
     return lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-def test_the_open_files_limit_is_raised_to_fit_the_connection_limit_or_the_start_refused(pad_models):  # noqa: F811
+def test_the_open_files_limit_is_raised_to_fit_the_connection_limit_or_the_start_refused(pad_models):
     cmd = [*SERVE, "--models", str(pad_models["small"]), "--port", "0"]
     too_few = subprocess.run(cmd, capture_output=True, text=True, timeout=60, preexec_fn=limit_open_files(256, 512))
     assert too_few.returncode == 2 and "Traceback" not in too_few.stderr, too_few.stderr
@@ -319,7 +318,7 @@ def photo_of(digit):
     return photo
 
 
-def test_phone_photos_of_7s_with_exif_orientation_6_are_read_as_7(pad_models):  # noqa: F811
+def test_phone_photos_of_7s_with_exif_orientation_6_are_read_as_7(pad_models):
     """Stored turned 90 degrees anticlockwise, with orientation 6, as a phone held upright stores them.
 
     Without the orientation tag the same files are mostly misread (0, 4, 9 ...): the tag is what makes them 7s.

@@ -28,8 +28,6 @@ from PIL import Image
 from fnn import serialization as fio
 from fnn.training import runs
 from fnn_web import create_app
-from mnist_model import pad_models  # noqa: F401  (session fixture)
-from pad_helpers import serve_process
 from test_cli_commands import trained_run as run  # noqa: F401  (module fixture: a small finished run)
 
 
@@ -253,7 +251,7 @@ def test_worst_images_and_arrays_given_to_predict(cli_runner, cli_app, run, tmp_
 
 
 @pytest.fixture(scope="module")
-def client(pad_models):  # noqa: F811
+def client(pad_models):
     return create_app({"MODELS": [pad_models["small"]]}).test_client()
 
 
@@ -307,24 +305,23 @@ def _raw(port, data, read=65536):
         return b"".join(chunks)
 
 
-def test_a_real_server_refuses_oversized_chunked_bodies_and_garbage_and_keeps_answering(pad_models):  # noqa: F811
-    with serve_process([pad_models["small"]]) as (url, _):
-        port = urlparse(url).port
-        chunk = b"{" + b" " * 65534 + b"\r\n"
-        body = b"".join(b"%x\r\n" % (len(chunk) - 2) + chunk for _ in range(20)) + b"0\r\n\r\n"  # 1.3 MB, no length
-        head = b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
-        answer = _raw(port, head + body)
-        assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
-        for garbage in (b"\x16\x03\x01\x02\x00" + os.urandom(300),  # a TLS hello
-                        b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n",
-                        b"POST /api/predict HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
-                        b"POST /api/predict HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n{}",
-                        b"POST /api/predict HTTP/1.1\r\n" + b"X-A: b\r\n" * 20000 + b"\r\n"):
-            answer = _raw(port, garbage)
-            assert answer == b"" or answer.split(b" ")[1][:1] == b"4", answer[:200]
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        conn.request("POST", "/api/predict", body=json.dumps({"pixels": [0.0] * 784}), headers=J)
-        assert conn.getresponse().status == 200
+def test_a_real_server_refuses_oversized_chunked_bodies_and_garbage_and_keeps_answering(pad_server):
+    port = urlparse(pad_server).port
+    chunk = b"{" + b" " * 65534 + b"\r\n"
+    body = b"".join(b"%x\r\n" % (len(chunk) - 2) + chunk for _ in range(20)) + b"0\r\n\r\n"  # 1.3 MB, no length
+    head = b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    answer = _raw(port, head + body)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    for garbage in (b"\x16\x03\x01\x02\x00" + os.urandom(300),  # a TLS hello
+                    b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n",
+                    b"POST /api/predict HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
+                    b"POST /api/predict HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n{}",
+                    b"POST /api/predict HTTP/1.1\r\n" + b"X-A: b\r\n" * 20000 + b"\r\n"):
+        answer = _raw(port, garbage)
+        assert answer == b"" or answer.split(b" ")[1][:1] == b"4", answer[:200]
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("POST", "/api/predict", body=json.dumps({"pixels": [0.0] * 784}), headers=J)
+    assert conn.getresponse().status == 200
 
 
 # ---------------------------------------------------------------- no half-written outputs

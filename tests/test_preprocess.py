@@ -9,8 +9,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fnn import datasets
-
 from fnn.serving import images
 from fnn.serving.images import ImageError, image_to_mnist
 from pad_helpers import png
@@ -80,9 +78,9 @@ def test_aspect_ratio_is_kept():
     assert h == 20 and 2 <= w <= 4
 
 
-def test_mnist_digits_come_back_nearly_unchanged():
+def test_mnist_digits_come_back_nearly_unchanged(mnist):
     """MNIST itself is already in this form, so preprocessing it again moves little ink."""
-    x_test = datasets.load("mnist").x_test[:200]
+    x_test = mnist.x_test[:200]
     out = np.stack([image_to_mnist(d)[0] for d in x_test])
     ref = x_test.reshape(200, -1) / 255.0
     cos = (out * ref).sum(1) / np.linalg.norm(out, axis=1) / np.linalg.norm(ref, axis=1)
@@ -159,12 +157,12 @@ def test_a_speck_is_near_blank_but_a_small_digit_is_not():
     assert not image_to_mnist(small)[1]["blank"]
 
 
-def test_blank_reason_on_network_inputs():
+def test_blank_reason_on_network_inputs(mnist):
     assert images.blank_reason(np.zeros(784, np.float32)) == "nothing drawn"
     one = np.zeros(784, np.float32)
     one[400] = 1
     assert images.blank_reason(one) == "too little ink to read"
-    digit = datasets.load("mnist").x_test[0].reshape(-1) / np.float32(255)
+    digit = mnist.x_test[0].reshape(-1) / np.float32(255)
     assert images.blank_reason(digit) is None
 
 

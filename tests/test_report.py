@@ -17,10 +17,6 @@ MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]  # t
 PREP = {"scale": 1 / 255, "mean": None, "std": None}
 
 
-@pytest.fixture(scope="module")
-def mnist():
-    return datasets.load("mnist")
-
 
 @pytest.fixture(scope="module")
 def mnist_model(tmp_path_factory, mnist):

@@ -8,16 +8,14 @@ import pytest
 from click.testing import CliRunner
 
 import fnn
-from fnn import datasets
 from fnn_cli.main import cli
 from fnn_web import create_app
 from fnn_web.models import ModelLoadError
-from mnist_model import pad_models  # noqa: F401  (session fixture)
 from pad_helpers import data_url, get_json, png, post_json, render_drawing, serve_process
 
 
 @pytest.fixture(scope="module")
-def app(pad_models):  # noqa: F811
+def app(pad_models):
     return create_app({"MODELS": [pad_models["mnist"], pad_models["small"]], "TESTING": True})
 
 
@@ -27,8 +25,8 @@ def client(app):
 
 
 @pytest.fixture(scope="module")
-def digits():
-    data = datasets.load("mnist")
+def digits(mnist):
+    data = mnist
     return data.x_test[:20], data.y_test[:20]
 
 
@@ -108,12 +106,12 @@ def test_blank_canvas_gets_no_label(client):
         assert all(c["label"] is None for c in a.get("compare", []))
 
 
-def test_models_sample_healthz(client):
+def test_models_sample_healthz(client, mnist):
     m = client.get("/api/models").json
     assert m["default"] == "mnist" and [d["name"] for d in m["models"]] == ["mnist", "small"]
     assert m["models"][0]["classes"] == [str(i) for i in range(10)] and m["models"][0]["test_accuracy"] > 0.96
     assert client.get("/healthz").json == {"status": "ok", "models": 2}
-    data = datasets.load("mnist")
+    data = mnist
     s = client.get("/api/sample?index=7&model=small").json
     assert s["index"] == 7 and s["true_label"] == int(data.y_test[7]) and s["model"] == "small"
     assert np.allclose(np.array(s["preview"]) * 255, data.x_test[7], atol=0.2)
@@ -136,20 +134,20 @@ def test_page_has_labelled_controls_and_local_assets(client):
     assert "pointerdown" in js and "MIN_INTERVAL_MS = 100" in js and "Escape" in js
 
 
-def test_models_load_once_and_standardization_is_applied(tmp_path, pad_models):  # noqa: F811
+def test_models_load_once_and_standardization_is_applied(tmp_path, pad_models, mnist):
     """A model trained on standardized inputs (as `fnn-cli fit` can) gets the same standardization."""
     model, params, shape, meta, _ = fnn.load_model(pad_models["small"])
     mean, std = np.full(784, 0.1, np.float32), np.full(784, 0.3, np.float32)
     meta = {**meta, "preprocessing": {"mean": mean.tolist(), "std": std.tolist()}}
     fnn.save_model(tmp_path / "std.npz", model, params, shape, meta)
     app = create_app({"MODELS": [tmp_path / "std.npz"]})
-    x = datasets.load("mnist").x_test[5].reshape(-1) / np.float32(255)
+    x = mnist.x_test[5].reshape(-1) / np.float32(255)
     got = app.test_client().post("/api/predict", json={"pixels": x.tolist()}).json["probabilities"]
     want = fnn.predict_proba(model, params, ((x - mean) / std)[None])[0]
     assert np.allclose(got, want, atol=1e-5)
 
 
-def test_models_from_the_environment_for_flask_run(monkeypatch, pad_models):  # noqa: F811
+def test_models_from_the_environment_for_flask_run(monkeypatch, pad_models):
     """`flask --app fnn_web run` calls create_app() with no config: FNN_* variables set it."""
     monkeypatch.setenv("FNN_MODELS", json.dumps([str(pad_models["small"]), str(pad_models["mnist"])]))
     assert create_app().test_client().get("/api/models").json["default"] == "small"
@@ -157,7 +155,7 @@ def test_models_from_the_environment_for_flask_run(monkeypatch, pad_models):  # 
     assert list(create_app().extensions["fnn"].models) == ["mnist"]
 
 
-def test_bad_model_paths_are_named(tmp_path, pad_models):  # noqa: F811
+def test_bad_model_paths_are_named(tmp_path, pad_models):
     with pytest.raises(ModelLoadError, match="missing.npz: no such"):
         create_app({"MODELS": [tmp_path / "missing.npz"]})
     model = fnn.mlp([4, 2])
@@ -240,8 +238,8 @@ def test_serve_bad_models_exit_2_with_one_line(tmp_path):
     assert result.exit_code == 2 and "nope.npz: no such run folder or model file" in result.output
 
 
-def test_serve_runs_waitress_and_answers(pad_models):  # noqa: F811
-    digit = datasets.load("mnist").x_test[0]
+def test_serve_runs_waitress_and_answers(pad_models, mnist):
+    digit = mnist.x_test[0]
     with serve_process([pad_models["mnist"], pad_models["small"]], "--threads", "2") as (url, seconds):
         assert get_json(url + "/api/models")[1]["default"] == "mnist"
         status, answer = post_json(url + "/api/predict", {"image": drawing_url(digit)})

@@ -14,9 +14,7 @@ import numpy as np
 from PIL import Image
 
 import fnn
-from fnn import datasets
 from fnn_web import create_app
-from mnist_model import pad_models  # noqa: F401  (session fixture)
 from pad_helpers import data_url, render_drawing
 
 N = 1000
@@ -29,8 +27,8 @@ def naive_input(png_bytes, dark_on_light):
     return 1 - x if dark_on_light else x
 
 
-def test_drawn_digits_are_read_at_least_95_percent(pad_models):  # noqa: F811
-    data = datasets.load("mnist")
+def test_drawn_digits_are_read_at_least_95_percent(pad_models, mnist):
+    data = mnist
     client = create_app({"MODELS": [pad_models["mnist"]]}).test_client()
     rng = np.random.default_rng(2026)
     labels, naive = [], []

@@ -10,12 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mnist_model import pad_models  # noqa: F401  (session fixture)
 
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "bench" / "serve_bench.py"
 
 
-def test_serve_bench_smoke_run(pad_models):  # noqa: F811
+def test_serve_bench_smoke_run(pad_models):
     out = subprocess.run(
         [sys.executable, str(SCRIPT), "--models", str(pad_models["mnist"]), "--duration", "1", "--connections", "4"],
         capture_output=True, text=True, timeout=120,

@@ -1,11 +1,12 @@
 """Issue 6, point 2: the pad in a real browser (Debian's chromium + chromedriver, driven by Selenium 4).
 
-The test starts `fnn-cli serve` on a free loopback port, draws a digit with
-real pointer moves, waits for the live prediction, checks the label and the
-probability bars, switches model, opens the compare view, loads a test image,
-uploads a PNG, clears by button and keyboard, and saves screenshots (desktop
-and phone width) to the test's tmp folder. Missing browser binaries fail the
-test: `.ci/run` installs them.
+The test drives the session's `fnn-cli serve` process (see conftest.py): it
+draws a digit with real pointer moves, waits for the live prediction, checks
+the label and the probability bars, switches model, opens the compare view,
+loads a test image, uploads a PNG, clears by button and keyboard, and saves
+screenshots (desktop and phone width) to the test's tmp folder. One Chromium
+serves the module's tests. Missing browser binaries fail the test: `.ci/run`
+installs them.
 """
 
 import os
@@ -21,9 +22,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from fnn import datasets
-from mnist_model import pad_models  # noqa: F401  (session fixture)
-from pad_helpers import render_drawing, serve_process
+from pad_helpers import render_drawing
 
 pytestmark = pytest.mark.browser
 
@@ -38,18 +37,20 @@ FLAGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    "--window-size=1100,1100",
 ]
+WINDOW = (1100, 1100)  # the desktop size every test starts from
 SEVEN = [(-70, -85), (70, -85), (-15, 95)]  # a 7: the bar, then the stem (offsets from the canvas centre)
 
 
-@pytest.fixture()
-def driver(tmp_path):
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """One headless Chromium for the module (a start costs seconds)."""
     for binary in (CHROMIUM, CHROMEDRIVER):
         assert os.access(binary, os.X_OK), f"{binary} is missing: apt-get install chromium chromium-driver (.ci/run does)"
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in FLAGS + [f"--user-data-dir={tmp_path / 'profile'}"]:
+    profile = tmp_path_factory.mktemp("chromium") / "profile"
+    for flag in FLAGS + ["--window-size={},{}".format(*WINDOW), f"--user-data-dir={profile}"]:
         options.add_argument(flag)
     d = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     yield d
@@ -57,9 +58,11 @@ def driver(tmp_path):
 
 
 @pytest.fixture()
-def pad(pad_models):  # noqa: F811
-    with serve_process([pad_models["mnist"], pad_models["small"]]) as (url, _):
-        yield url
+def driver(browser):
+    """The browser on a blank page at the desktop size the tests start from."""
+    browser.get("about:blank")
+    browser.set_window_size(*WINDOW)
+    return browser
 
 
 def text(d, id_):
@@ -88,10 +91,10 @@ def predict_requests(d):
     return d.execute_script("return performance.getEntriesByType('resource').filter(e => e.name.endsWith('/api/predict')).length")
 
 
-def test_draw_predict_switch_compare_sample_upload_clear(driver, pad, tmp_path):
+def test_draw_predict_switch_compare_sample_upload_clear(driver, pad_server, tmp_path, mnist):
     d = driver
     wait = WebDriverWait(d, 15)
-    d.get(pad + "/")
+    d.get(pad_server + "/")
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#model option")) == 2)
     assert text(d, "label") == "?" and text(d, "confidence") == "Draw a digit"
     canvas = d.find_element(By.ID, "canvas")
@@ -168,7 +171,7 @@ def test_draw_predict_switch_compare_sample_upload_clear(driver, pad, tmp_path):
     assert re.fullmatch(r"Test image #\d+ \(mnist\): true \d, predicted \d [✓✗]", text(d, "sample-info"))
 
     # Upload a PNG: the same preprocessing, the same answer.
-    digit = datasets.load("mnist").x_test[0]  # a 7
+    digit = mnist.x_test[0]  # a 7
     upload = tmp_path / "seven.png"
     upload.write_bytes(render_drawing(digit, np.random.default_rng(1))[0])
     d.find_element(By.ID, "upload").send_keys(str(upload))
@@ -186,9 +189,9 @@ def test_draw_predict_switch_compare_sample_upload_clear(driver, pad, tmp_path):
     d.save_screenshot(str(tmp_path / "pad-phone.png"))
 
 
-def test_controls_are_reachable_by_keyboard_and_labelled(driver, pad):
+def test_controls_are_reachable_by_keyboard_and_labelled(driver, pad_server):
     d = driver
-    d.get(pad + "/")
+    d.get(pad_server + "/")
     WebDriverWait(d, 15).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#model option")) == 2)
     reached = []
     for _ in range(12):

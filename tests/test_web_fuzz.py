@@ -3,7 +3,7 @@
 1000 bodies from a seeded generator (broken JSON, wrong types, NaN and giant
 numbers, wrong lengths, bad base64, non-image bytes, huge declared dimensions,
 oversized bodies, wrong content types, and some valid ones) go to a real
-`fnn-cli serve` process over HTTP.
+`fnn-cli serve` process over HTTP (the session's shared one, see conftest.py).
 """
 
 import base64
@@ -16,9 +16,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from fnn import datasets
-from mnist_model import pad_models  # noqa: F401  (session fixture)
-from pad_helpers import data_url, get_json, png, post_json, render_drawing, serve_process
+from pad_helpers import data_url, get_json, png, post_json, render_drawing
 from test_preprocess import png_header
 
 N = 1000
@@ -121,45 +119,62 @@ def post_raw(conn, ctype, body):
     return r.status, r.getheader("Content-Type"), r.read()
 
 
-def test_fuzzed_bodies_get_only_client_errors_and_the_server_keeps_answering(pad_models):  # noqa: F811
-    digit = datasets.load("mnist").x_test[0]
+def test_fuzzed_bodies_get_only_client_errors_and_the_server_keeps_answering(pad_server, mnist):
+    digit = mnist.x_test[0]
     valid_png = render_drawing(digit, np.random.default_rng(0))[0]
-    with serve_process([pad_models["mnist"], pad_models["small"]]) as (url, _):
-        host, port = urlparse(url).hostname, urlparse(url).port
-        conn = http.client.HTTPConnection(host, port, timeout=30)
-        seen = {}
-        for i, (kind, ctype, body) in enumerate(Bodies(6, valid_png)):
-            try:
-                status, rtype, payload = post_raw(conn, ctype, body)
-            except (ConnectionError, http.client.HTTPException):  # the server may close after refusing a body
-                conn.close()
-                conn = http.client.HTTPConnection(host, port, timeout=30)
-                status, rtype, payload = post_raw(conn, ctype, body)
-            assert status in ALLOWED, (kind, ctype, body[:200], status, payload[:300])
-            assert rtype == "application/json", (kind, status, payload[:200])
-            assert (status == 415) == (ctype != "application/json"), (kind, ctype, status)
-            if status != 200:
-                assert json.loads(payload)["message"], (kind, payload[:200])
-            seen.setdefault(kind, set()).add(status)
-            if i % 100 == 99:
-                assert get_json(url + "/healthz")[0] == 200
-        conn.close()
-        status, answer = post_json(url + "/api/predict", {"image": data_url(valid_png)})
-        assert status == 200 and answer["label"] == 7
+    url = pad_server
+    host, port = urlparse(url).hostname, urlparse(url).port
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    seen = {}
+    for i, (kind, ctype, body) in enumerate(Bodies(6, valid_png)):
+        try:
+            status, rtype, payload = post_raw(conn, ctype, body)
+        except (ConnectionError, http.client.HTTPException):  # the server may close after refusing a body
+            conn.close()
+            conn = http.client.HTTPConnection(host, port, timeout=30)
+            status, rtype, payload = post_raw(conn, ctype, body)
+        assert status in ALLOWED, (kind, ctype, body[:200], status, payload[:300])
+        assert rtype == "application/json", (kind, status, payload[:200])
+        assert (status == 415) == (ctype != "application/json"), (kind, ctype, status)
+        if status != 200:
+            assert json.loads(payload)["message"], (kind, payload[:200])
+        seen.setdefault(kind, set()).add(status)
+        if i % 100 == 99:
+            assert get_json(url + "/healthz")[0] == 200
+    conn.close()
+    status, answer = post_json(url + "/api/predict", {"image": data_url(valid_png)})
+    assert status == 200 and answer["label"] == 7
     print("\nstatuses by kind:", {k: sorted(v) for k, v in seen.items()})
     assert seen["valid"] == {200} and seen["oversized"] >= {413} and 415 in set().union(*seen.values())
     assert all(400 in seen[k] for k in ("broken_json", "wrong_types", "bad_numbers", "wrong_lengths", "bad_base64", "non_image", "huge_dimensions"))
 
 
-def test_a_png_declaring_20000x20000_is_refused_fast_without_decoding(pad_models):  # noqa: F811
-    packer, row = zlib.compressobj(9), b"\0" * 20001
-    idat = b"".join(packer.compress(row) for _ in range(20000)) + packer.flush()
+def zeros_zlib(n, block=20001 * 1000):
+    """A zlib stream of ``n`` zero bytes (``n`` a multiple of ``block``), built in a tenth of a second.
+
+    One block of zeros is deflated and fully flushed, which makes it byte-aligned
+    and free of references to earlier data, so copies of it follow one another;
+    then the final empty block and the Adler-32 of ``n`` zeros (a = 1, b = n).
+    """
+    assert n % block == 0
+    raw = zlib.compressobj(9, zlib.DEFLATED, -15)  # raw deflate: the zlib header and trailer are written here
+    one = raw.compress(bytes(block)) + raw.flush(zlib.Z_FULL_FLUSH)
+    return b"\x78\xda" + one * (n // block) + raw.flush() + (((n % 65521) << 16) | 1).to_bytes(4, "big")
+
+
+def test_zeros_zlib_is_the_stream_zlib_writes_for_the_same_zeros():
+    n, block = 20 * 4096, 4096
+    assert zlib.decompress(zeros_zlib(n, block)) == bytes(n)
+    assert zeros_zlib(n, block)[-4:] == zlib.compress(bytes(n))[-4:]
+
+
+def test_a_png_declaring_20000x20000_is_refused_fast_without_decoding(pad_server):
+    idat = zeros_zlib(20000 * 20001)  # each row: its filter byte and 20000 zero pixels
     bomb = png_header(20000, 20000, idat)  # 400 MB of pixels in ~400 KB
     assert len(bomb) < 1 << 20
-    with serve_process([pad_models["small"]]) as (url, _):
-        start = time.perf_counter()
-        status, answer = post_json(url + "/api/predict", {"image": data_url(bomb)})
-        seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    status, answer = post_json(pad_server + "/api/predict", {"image": data_url(bomb)})
+    seconds = time.perf_counter() - start
     print(f"\n20000x20000 PNG refused in {seconds * 1000:.1f} ms")
     assert status == 400 and "20000x20000" in answer["message"]
     assert seconds < 1.0
