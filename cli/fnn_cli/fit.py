@@ -108,6 +108,17 @@ class Progress(ProgressBar):
         super().on_train_begin(logs)
 
 
+def _checkpoint_config(run) -> dict:
+    """The config a run's checkpoint was trained with (a run killed before its config.yaml was written)."""
+    from fnn.serialization import ModelFileError
+    from fnn.training.experiment import load_checkpoint
+
+    try:
+        return load_checkpoint(runs.Path(run) / runs.CHECKPOINT)["config"].to_dict()
+    except ModelFileError as e:
+        fail(f"cannot resume: {e}")
+
+
 def next_commands(run, summary) -> list:
     """What to run after training ``run``: evaluate it, and serve it on the pad when it takes 28x28 images."""
     quoted = shlex.quote(str(run))
@@ -145,8 +156,11 @@ def fit(config_file, out, resume, threads, data_dir, quiet, **options):
             fail(f"--out {out} and --resume {resume} name different run folders")
         if not runs.is_run(resume) and not (runs.Path(resume) / runs.CHECKPOINT).is_file():
             fail(f"--resume {resume}: not a run folder with a checkpoint")
-        config_file = config_file or str(runs.Path(resume) / runs.CONFIG)
         out = resume
+        if config_file is None and not (runs.Path(resume) / runs.CONFIG).is_file():
+            options = {**_checkpoint_config(resume), **{k: v for k, v in options.items() if v is not None}}
+        else:
+            config_file = config_file or str(runs.Path(resume) / runs.CONFIG)
     config = resolve_config(config_file, options)
     progress = Progress(quiet)
     start = time.perf_counter()

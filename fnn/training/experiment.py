@@ -193,6 +193,8 @@ def fit_config(config: FitConfig, out_dir=None, *, resume=False, callbacks=(), d
     out.mkdir(parents=True, exist_ok=True)
     # left by a run killed (kill -9, power cut) in the middle of a write
     serialization.remove_temporaries(out, [runs.CHECKPOINT, runs.MODEL, runs.SUMMARY, runs.METRICS, runs.CONFIG])
+    if not resume:
+        save_config(out / runs.CONFIG, config)  # before the first checkpoint: a run killed at any moment can resume
     folder = RunFolder(out, config, resume)
     best = EarlyStopping("val_loss", patience=config.early_stopping, min_delta=config.min_delta, mode="min",
                          restore_best_weights=bool(config.early_stopping))
