@@ -8,10 +8,12 @@ limit) in milliseconds, while everything within the limits still decodes fast.
 A photo's EXIF orientation is applied; a broken EXIF block is ignored.
 """
 
+import struct
 import time
 import zlib
 
 import numpy as np
+
 import pytest
 from PIL import Image
 
@@ -205,6 +207,8 @@ BROKEN_EXIF = {  # EXIF block -> the orientation that must come out of it (1: ig
     "orientation 6, then an Exif IFD pointing to itself": (tiff_ifd([TURN, (0x8769, 4, 1, 8)]), 6),
     "orientation 6, then a next IFD past the end": (tiff_ifd([TURN], next_ifd=1 << 30), 6),
     "orientation 6, then a GPS IFD of garbage": (tiff_ifd([TURN, (0x8825, 4, 1, 26)], tail=b"\xff" * 40), 6),
+    "big-endian orientation 6": (b"MM\x00*" + struct.pack(">IHHHIHHI", 8, 1, 0x0112, 3, 1, 6, 0, 0), 6),
+    "orientation 6 as three SHORTs stored after the IFD": (tiff_ifd([(0x0112, 3, 3, 26)], tail=struct.pack("<HHH", 6, 1, 1)), 6),
     "orientation 6 among 5000 junk entries": (tiff_ifd([(0x9000 + i % 50, 7, 100000, 10) for i in range(5000)] + [TURN]), 6),
 }
 

@@ -200,13 +200,49 @@ def orientation(im) -> int:
 
     A phone stores a photo as the sensor saw it and records in EXIF how to turn
     it upright (6: turn 90° clockwise). A broken EXIF block is ignored, as
-    browsers ignore it: the pixels are still good.
+    browsers ignore it: the pixels are still good. The block is read here
+    (:func:`exif_orientation`), not by Pillow's parser, whose answer on
+    damaged blocks changes between Pillow versions.
     """
-    try:
-        value = im.getexif().get(ORIENTATION, 1)
-    except Exception:  # noqa: BLE001 -- whatever Pillow's EXIF parser raises about a hostile block, the pixels stand
+    exif = im.info.get("exif")
+    return exif_orientation(exif) if isinstance(exif, bytes) else 1
+
+
+def exif_orientation(exif: bytes) -> int:
+    """The orientation tag (0x0112) of an EXIF block's first IFD: 1..8, else 1.
+
+    ``exif`` is a TIFF structure, optionally after the ``Exif\\0\\0`` header of
+    a JPEG APP1 segment: byte order (``II`` or ``MM``), 42, the offset of
+    IFD0; IFD0 is a 2-byte count and 12-byte entries ``(tag, type, count,
+    value)``. The first entry with the tag counts; it must be a SHORT (type 3)
+    or LONG (4) whose first value lies inside the block. Entries announced
+    past the end are not there; the scan over entries is one NumPy pass.
+    """
+    tiff = exif[6:] if exif.startswith(b"Exif\x00\x00") else exif
+    order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+    if order is None or len(tiff) < 8 or int.from_bytes(tiff[2:4], "little" if order == "<" else "big") != 42:
         return 1
-    return value if type(value) is int and 1 <= value <= 8 else 1
+    u16, u32 = np.dtype(order + "u2"), np.dtype(order + "u4")
+    ifd = int(np.frombuffer(tiff, u32, 1, 4)[0])
+    if ifd + 2 > len(tiff):
+        return 1
+    count = min(int(np.frombuffer(tiff, u16, 1, ifd)[0]), (len(tiff) - ifd - 2) // 12)
+    entries = np.frombuffer(tiff, np.dtype([("tag", u16), ("type", u16), ("count", u32), ("value", "V4")]), count, ifd + 2)
+    hits = np.flatnonzero(entries["tag"] == ORIENTATION)
+    if not len(hits):
+        return 1
+    entry = entries[hits[0]]
+    size = {3: 2, 4: 4}.get(int(entry["type"]))
+    if size is None or int(entry["count"]) < 1:
+        return 1
+    field = bytes(entry["value"])
+    if int(entry["count"]) * size > 4:  # the values lie elsewhere: the field holds their offset
+        offset = int(np.frombuffer(field, u32)[0])
+        if offset + size > len(tiff):
+            return 1
+        field = tiff[offset : offset + size]
+    value = int(np.frombuffer(field[:size], u16 if size == 2 else u32)[0])
+    return value if 1 <= value <= 8 else 1
 
 
 def upright(im):
