@@ -61,6 +61,69 @@ class ModelFileError(ValueError):
     """A model or checkpoint file is missing, corrupt, hostile, or does not fit its architecture."""
 
 
+class OutputError(ValueError):
+    """An output path names something fnn will not write over: a device, a pipe, a socket, a symbolic link,
+    a folder where a file goes or a file where a folder goes; the message names it."""
+
+
+# ---------------------------------------------------------------- output paths
+
+
+def _kind(mode) -> str:
+    for test, name in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a pipe (FIFO)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def check_output(path, folder=False):
+    """Refuse an output path that names something other than what fnn writes there; returns ``path``.
+
+    A file (``folder=False``) may be absent or a regular file, which is then
+    replaced atomically (:func:`atomic_write`); never a device, pipe or socket
+    (renaming over one would replace it, as root a device node), nor a symbolic
+    link: replacing the link would surprise whoever made it, and writing
+    through it would let anyone who can plant a link in an output folder
+    redirect the write. A folder (``folder=True``) may be absent or a folder
+    (a symbolic link to a folder is followed: files are written inside it).
+    Raises :class:`OutputError`; a parent that cannot hold the path is left to
+    the write that follows (an ``OSError``).
+    """
+    text = os.fspath(path)
+    try:
+        mode = os.lstat(text).st_mode
+    except (FileNotFoundError, NotADirectoryError):  # nothing there yet (the write says if it cannot be made)
+        mode = None
+    if mode is not None:
+        if folder:
+            if not os.path.isdir(text):
+                what = _kind(mode) if not stat.S_ISREG(mode) else "a file"
+                raise OutputError(f"{text}: is {what}, not a folder; give a folder to write into")
+        elif not stat.S_ISREG(mode):
+            target = f" to {os.readlink(text)}" if stat.S_ISLNK(mode) else ""
+            raise OutputError(f"{text}: is {_kind(mode)}{target}; fnn writes only regular files and does not replace this one")
+    return path
+
+
+def open_append(path):
+    """Open ``path`` to append text (created if absent): a regular file only, never through a symbolic link,
+    never blocking on a pipe; :class:`OutputError` otherwise."""
+    text = os.fspath(path)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(text, flags | getattr(os, "O_CLOEXEC", 0), 0o666)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR):  # a link (O_NOFOLLOW), a FIFO with no reader, a folder
+            check_output(text)
+        raise
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise OutputError(f"{text}: is {_kind(mode)}; fnn appends only to regular files")
+    return os.fdopen(fd, "a", encoding="utf-8", newline="")
+
+
 # ---------------------------------------------------------------- atomic writes
 
 
@@ -68,8 +131,11 @@ def atomic_write(path, write) -> None:
     """Call ``write(f)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``.
 
     On any error (a full disk, Ctrl-C) the temporary file is removed and
-    ``path`` keeps its previous contents.
+    ``path`` keeps its previous contents. ``path`` must be absent or a regular
+    file (:func:`check_output`): a device, pipe, socket, folder or symbolic link
+    there is refused with :class:`OutputError` before anything is written.
     """
+    check_output(path)
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=_TMP_SUFFIX)
@@ -199,6 +265,30 @@ def open_regular(path, error=None, what="a file"):
             raise error(f"{path}: is a folder, not {what}") from None
         raise error(f"{path}: cannot open ({e.strerror or e})") from None
     return os.fdopen(fd, "rb")
+
+
+def read_regular(path, limit, error=None, what="a file") -> bytes:
+    """The bytes of the regular file ``path`` (:func:`open_regular`), at most ``limit`` of them.
+
+    A larger file is refused without reading it: ``OSError`` (errno ``EFBIG``), or ``error("<path>: ...")``.
+    """
+    with open_regular(path, error, what) as f:
+        size = os.fstat(f.fileno()).st_size
+        data = f.read(limit + 1) if size <= limit else b""
+    if size > limit or len(data) > limit:
+        reason = f"larger than {_bytes(limit)}, the limit for {what}"
+        if error is None:
+            raise OSError(errno.EFBIG, reason, os.fspath(path))
+        raise error(f"{os.fspath(path)}: {reason}")
+    return data
+
+
+def _bytes(n) -> str:
+    """``1 MiB`` for 1048576; bytes otherwise."""
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size and n % size == 0:
+            return f"{n // size} {unit}"
+    return f"{n} bytes"
 
 
 def npy_header(f) -> tuple:
@@ -583,5 +673,6 @@ def check_params(path, params, expected, what="parameters") -> dict:
     return tree_map_with_path(lambda p, _: got[p], expected)
 
 
-__all__ = ["ModelFileError", "LoadedModel", "atomic_write", "remove_temporaries", "open_regular", "npy_header", "save_arrays", "load_arrays", "save_model", "load_model",
+__all__ = ["ModelFileError", "OutputError", "LoadedModel", "atomic_write", "check_output", "open_append", "remove_temporaries",
+           "open_regular", "read_regular", "npy_header", "save_arrays", "load_arrays", "save_model", "load_model",
            "check_params", "check_metadata"]

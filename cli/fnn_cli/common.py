@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import difflib
+import signal
 import sys
 
 import click
 
+from fnn.serialization import OutputError
 from fnn.training.config import ConfigError, parse_arch, suggest_key
 
 
 class Group(click.Group):
     """A click group whose usage errors are one line (``Error: ...``) with exit code 2, never a traceback.
 
-    An ``OSError`` (a full disk, an unwritable folder) or running out of memory is one line with exit code 1.
+    An output path naming a device, pipe, socket, link or the wrong kind of entry
+    (:class:`fnn.serialization.OutputError`) is a usage error too. An ``OSError``
+    (a full disk, an unwritable folder) or running out of memory is one line with
+    exit code 1. SIGTERM during a dataset download (:class:`fnn.datasets.Terminated`)
+    exits 143, as the shell reports a process SIGTERM ended; Ctrl-C exits 130.
     """
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
@@ -27,9 +33,17 @@ class Group(click.Group):
         except click.ClickException as e:
             click.echo(f"Error: {e.format_message()}", err=True)
             sys.exit(e.exit_code)
-        except click.Abort:
+        except click.Abort as e:
+            from fnn.datasets import Terminated
+
+            if isinstance(e.__cause__, Terminated):
+                click.echo("Error: terminated by SIGTERM during a download; its partial file was removed", err=True)
+                sys.exit(128 + signal.SIGTERM)
             click.echo("Aborted.", err=True)
             sys.exit(130)
+        except OutputError as e:
+            click.echo(f"Error: {e}", err=True)
+            sys.exit(2)
         except BrokenPipeError:
             sys.exit(1)
         except OSError as e:  # a full disk, a folder that cannot be written: one line, exit 1
@@ -123,6 +137,13 @@ class ArchType(click.ParamType):
             return parse_arch(value)
         except ConfigError as e:
             self.fail(str(e), param, ctx)
+
+
+def number(value, spec=".4f") -> str:
+    """``value`` formatted with ``spec``, or ``n/a`` when it is not a number (a damaged or partial record)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return format(value, spec)
+    return "n/a"
 
 
 def fail(message: str):

@@ -73,13 +73,26 @@ def config_flags(fn):
     return fn
 
 
-def resolve_config(config_file, options: dict) -> FitConfig:
-    """Defaults <- config file <- options given on the command line."""
+def resolve_config(config_file, options: dict, base: FitConfig | None = None) -> FitConfig:
+    """Defaults (or ``base``) <- config file <- options given on the command line."""
     given = {k: (list(v) if k == "arch" else v) for k, v in options.items() if v is not None}
     try:
-        return load_config(config_file, **given) if config_file else FitConfig.from_dict(given)
+        if config_file:
+            return load_config(config_file, **given)
+        return FitConfig.from_dict({**(base.to_dict() if base else {}), **given})
     except ConfigError as e:
         fail(str(e))
+
+
+def checkpoint_config(run) -> FitConfig:
+    """The config a run's checkpoint holds (a run killed before it wrote its config.yaml still has one)."""
+    from fnn.serialization import ModelFileError
+    from fnn.training.experiment import load_checkpoint
+
+    try:
+        return load_checkpoint(runs.Path(run) / runs.CHECKPOINT)["config"]
+    except ModelFileError as e:
+        fail(f"cannot resume: {e}")
 
 
 def progress_folder(progress, out) -> str:
@@ -108,17 +121,6 @@ class Progress(ProgressBar):
         super().on_train_begin(logs)
 
 
-def _checkpoint_config(run) -> dict:
-    """The config a run's checkpoint was trained with (a run killed before its config.yaml was written)."""
-    from fnn.serialization import ModelFileError
-    from fnn.training.experiment import load_checkpoint
-
-    try:
-        return load_checkpoint(runs.Path(run) / runs.CHECKPOINT)["config"].to_dict()
-    except ModelFileError as e:
-        fail(f"cannot resume: {e}")
-
-
 def next_commands(run, summary) -> list:
     """What to run after training ``run``: evaluate it, and serve it on the pad when it takes 28x28 images."""
     quoted = shlex.quote(str(run))
@@ -136,8 +138,10 @@ def next_commands(run, summary) -> list:
 @click.option("--threads", type=WholeNumber(1), help="BLAS threads (threadpoolctl). One is faster on a busy machine.")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Folder holding the dataset files (else $FNN_DATA_DIR, cache, ...).")
 @config_flags
+@click.option("--overwrite", is_flag=True,
+              help="Replace the run in --out: its run files are deleted once the data are loaded (else a folder holding a run is refused).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final summary.")
-def fit(config_file, out, resume, threads, data_dir, quiet, **options):
+def fit(config_file, out, resume, overwrite, threads, data_dir, quiet, **options):
     """Train a network and write a run folder (config, metrics, checkpoints, model, summary).
 
     \b
@@ -147,27 +151,35 @@ def fit(config_file, out, resume, threads, data_dir, quiet, **options):
       fnn-cli fit --resume runs/mnist-784-128-64-10-20261130-120000
     """
     from fnn import datasets
-    from fnn.serialization import ModelFileError
+    from fnn.serialization import ModelFileError, OutputError
     from fnn.training.experiment import fit_config
     from fnn.training.fit import Interrupted, TrainingDiverged
 
+    base = None
+    if resume and overwrite:
+        fail(f"--resume {resume} and --overwrite: give one (go on with the run, or replace it)")
     if resume:
         if out and out != resume:
             fail(f"--out {out} and --resume {resume} name different run folders")
         if not runs.is_run(resume) and not (runs.Path(resume) / runs.CHECKPOINT).is_file():
             fail(f"--resume {resume}: not a run folder with a checkpoint")
+        saved = runs.Path(resume) / runs.CONFIG
+        if not config_file and not saved.exists() and not saved.is_symlink():  # killed before it was written
+            base = checkpoint_config(resume)
+        config_file = config_file or (str(saved) if base is None else None)
         out = resume
-        if config_file is None and not (runs.Path(resume) / runs.CONFIG).is_file():
-            options = {**_checkpoint_config(resume), **{k: v for k, v in options.items() if v is not None}}
-        else:
-            config_file = config_file or str(runs.Path(resume) / runs.CONFIG)
-    config = resolve_config(config_file, options)
+    config = resolve_config(config_file, options, base)
     progress = Progress(quiet)
     start = time.perf_counter()
     warnings.simplefilter("ignore", RuntimeWarning)  # overflow is reported below as a diverged loss
     try:
-        summary = fit_config(config, out, resume=bool(resume), callbacks=[progress], data_dir=data_dir, threads=threads)
-    except (ConfigError, datasets.DatasetError, runs.RunError) as e:
+        summary = fit_config(config, out, resume=bool(resume), overwrite=overwrite, callbacks=[progress], data_dir=data_dir,
+                             threads=threads)
+    except runs.RunExistsError as e:
+        progress.close()
+        fail(f"--out {e.path} already holds a run ({e.text}); add --overwrite to replace it, "
+             f"or train it on with fnn-cli fit --resume {shlex.quote(str(e.path))} (and more --epochs)")
+    except (ConfigError, datasets.DatasetError, runs.RunError, OutputError) as e:
         progress.close()
         fail(str(e))
     except ModelFileError as e:

@@ -7,7 +7,7 @@ import click
 
 from fnn.training import runs as fruns
 from fnn.training import tracking
-from fnn_cli.common import Group, fail
+from fnn_cli.common import Group, fail, number
 
 
 @click.group(cls=Group)
@@ -141,7 +141,21 @@ def show(run):
             click.echo(f"\nmodel: cannot be read ({e})")
     cfg = fruns.Path(run) / fruns.CONFIG
     if cfg.is_file():
-        click.echo("\nconfig:\n" + cfg.read_text())
-    for r in metrics:
-        val = f"  val_acc {r['val_accuracy']:.4f}" if "val_accuracy" in r else ""
-        click.echo(f"epoch {r['epoch']:>3}  loss {r['loss']:.4f}  acc {r['accuracy']:.4f}{val}")
+        click.echo("\nconfig:\n" + config_text(cfg))
+    for i, r in enumerate(metrics, 1):
+        val = f"  val_acc {number(r.get('val_accuracy'))}" if "val_accuracy" in r else ""
+        epoch = r.get("epoch") if r.get("epoch") is not None else i
+        click.echo(f"epoch {epoch:>3}  loss {number(r.get('loss'))}  acc {number(r.get('accuracy'))}{val}")
+
+
+def config_text(path) -> str:
+    """The run's ``config.yaml`` as text, or a line saying why it cannot be shown (not UTF-8, too large, a pipe)."""
+    from fnn.serialization import read_regular
+    from fnn.training.config import MAX_CONFIG_BYTES
+
+    try:
+        return read_regular(path, MAX_CONFIG_BYTES, what="a config file").decode("utf-8")
+    except UnicodeDecodeError as e:
+        return f"(cannot be shown: not UTF-8 text, byte at offset {e.start})\n"
+    except OSError as e:
+        return f"(cannot be read: {e.strerror or e})\n"

@@ -98,6 +98,7 @@ def sweep(file, jobs, scheduler, out, data_dir):
     from fnn.evaluation import compare
     from fnn.training import sweep as fsweep
     from fnn.training.config import ConfigError
+    from fnn.training.runs import RunError
 
     try:
         if scheduler is not None:
@@ -109,9 +110,10 @@ def sweep(file, jobs, scheduler, out, data_dir):
             dask.require_dask()
         spec = fsweep.read_sweep(file)
         configs = fsweep.expand(spec)
+        out = out or f"runs/sweep-{time.strftime('%Y%m%d-%H%M%S')}"
+        fsweep.check_out(out, configs)
     except ConfigError as e:
         fail(str(e))
-    out = out or f"runs/sweep-{time.strftime('%Y%m%d-%H%M%S')}"
     where_text = f"{jobs or 1} at a time" if scheduler is None else (
         f"on a local Dask cluster of {where} worker processes" if kind == "local" else f"on the Dask cluster at {where}")
     with contextlib.ExitStack() as stack:
@@ -124,7 +126,10 @@ def sweep(file, jobs, scheduler, out, data_dir):
         progress = SweepProgress(len(configs))
         progress.begin()
         runner = None if scheduler is None else dask.cluster_runner(scheduler)
-        rows = fsweep.run_sweep(configs, out, jobs or 1, data_dir, progress, runner=runner, spec=spec)
+        try:
+            rows = fsweep.run_sweep(configs, out, jobs or 1, data_dir, progress, runner=runner, spec=spec)
+        except (ConfigError, RunError) as e:  # another sweep took the folder since the check above
+            fail(str(e))
     click.echo("\n" + fsweep.format_table(rows))
     figures = [f"{out}/{f}" for f in (compare.CURVES_FILE, compare.SCATTER_FILE) if (Path(out) / f).is_file()]
     click.echo(f"table: {out}/results.md, {out}/results.csv" + (f"; figures: {', '.join(figures)}" if figures else ""))

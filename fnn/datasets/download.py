@@ -295,11 +295,18 @@ def fetch_file(
     Raises:
       ValueError: a limit that is not a usable number (NaN, inf, <= 0, beyond :data:`MAX_SECONDS`).
       DownloadError: every mirror failed; the message lists each URL and its answer.
+      DatasetError: ``folder / spec.name`` is a pipe, device, socket, link or folder (nothing is downloaded).
       Terminated: SIGTERM arrived (the temporary file is removed first).
     """
+    from fnn.serialization import OutputError, check_output
+
     limits = check_limits(timeout, deadline, min_rate, grace)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    try:  # the download is renamed over its target: never over a pipe, device, socket, link or folder
+        check_output(folder / spec.name)
+    except OutputError as e:
+        raise DatasetError(f"{e}; move it away to download {spec.name}") from None
     temporaries.remove_stale(folder, spec.name)
     progress = progress or (lambda name, done, total: None)
     attempts = []

@@ -100,6 +100,10 @@ def compare_runs(run_dirs, out_dir, pictures=True) -> dict:
     """
     if not run_dirs:
         raise EvaluationError("give at least one run folder to compare")
+    try:
+        serialization.check_output(out_dir, folder=True)
+    except serialization.OutputError as e:
+        raise EvaluationError(str(e)) from None
     rows = _unique_names(_sorted([run_row(r) for r in run_dirs]))
     try:
         histories = {r["name"]: runs.read_metrics(r["run"]) for r in rows} if pictures else {}

@@ -141,8 +141,9 @@ def diagnostics_section(diag) -> list[str]:
                                                                "layers, or overfitting were seen."]
     def num(v, fmt):
         return "n/a" if v is None else format(v, fmt)
-    rows = [(f"{lay['layer']}: {lay['name']}", num(lay["act_mean"], ".3f"), num(lay["act_std"], ".3f"), pct(lay["dead"], 1),
-             pct(lay["saturated"], 1), num(lay["grad_norm"], ".2e"), num(lay["update_ratio"], ".2e")) for lay in diag["layers"]]
+    rows = [(f"{lay['layer']}: {lay['name']}", num(lay.get("act_mean"), ".3f"), num(lay.get("act_std"), ".3f"),
+             pct(lay.get("dead"), 1), pct(lay.get("saturated"), 1), num(lay.get("grad_norm"), ".2e"),
+             num(lay.get("update_ratio"), ".2e")) for lay in diag["layers"]]
     return lines + [""] + table(["layer", "mean", "std", "dead", "saturated", "grad norm", "update ratio"], rows)
 
 

@@ -69,7 +69,8 @@ def _names(classes, k):
 
 def _column(history, key):
     """``(epochs, values)`` for the rows of ``history`` that have a number under ``key``."""
-    rows = [(r.get("epoch", i + 1), r[key]) for i, r in enumerate(history) if isinstance(r.get(key), (int, float))]
+    rows = [(r["epoch"] if type(r.get("epoch")) is int else i + 1, r[key])  # a record without its epoch: its position
+            for i, r in enumerate(history) if isinstance(r.get(key), (int, float)) and not isinstance(r[key], bool)]
     return [e for e, _ in rows], [v for _, v in rows]
 
 
@@ -111,7 +112,8 @@ def training_curves(history, path, title="Training curves"):
                 ax.annotate(f"best {val[best]:.2%}\nepoch {x[best]}", (x[best], val[best]), xytext=(0, -30),
                             textcoords="offset points", ha="center", va="top", fontsize=9, color="#444")
             ax.set(title=name, xlabel="epoch", ylabel=name.lower())
-            ax.legend()
+            if ax.get_legend_handles_labels()[0]:  # a damaged metrics.jsonl may hold no figure to draw
+                ax.legend()
         if has_lr:
             x, lr = _column(history, "lr")
             axes[2].plot(x, lr, color="#6a3d9a", marker="o" if len(lr) <= 30 else None, markersize=3.5)
@@ -549,10 +551,11 @@ def overfitting_curves(history, path, title="Training and validation loss"):
             _line(ax, history, "val_" + key, "validation", VAL)
             if start is not None:
                 ax.axvline(start, color=WRONG, linestyle="--", linewidth=1.2)
-                ax.axvspan(start, max(_column(history, key)[0]), color=WRONG, alpha=0.07)
+                ax.axvspan(start, max([start, *_column(history, key)[0]]), color=WRONG, alpha=0.07)
             ax.set(title=key.capitalize(), xlabel="epoch", ylabel=key)
             ax.xaxis.get_major_locator().set_params(integer=True)
-            ax.legend()
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend()
         if start is not None:
             axes[0].annotate(f"overfitting from epoch {start}", (start, 1), xycoords=("data", "axes fraction"),
                              xytext=(4, -4), textcoords="offset points", va="top", fontsize=9, color=WRONG)

@@ -179,7 +179,7 @@ def evaluate(model, params, x, y, classes=None, out_dir=None, *, transform=None,
                                  "epoch": diagnostics[-1]["epoch"], "probe": diagnostics[-1]["probe"],
                                  "layers": [{k: v for k, v in lay.items() if k != "hist"} for lay in diagnostics[-1]["layers"]]}
     if out_dir is not None:
-        out = Path(out_dir)
+        out = Path(serialization.check_output(out_dir, folder=True))
         out.mkdir(parents=True, exist_ok=True)
         files = {}
         if pictures:
@@ -283,6 +283,11 @@ def evaluate_run(run_or_model, dataset=None, split="test", out_dir=None, *, data
     except (runs.RunError, serialization.ModelFileError) as e:
         raise EvaluationError(str(e)) from None
     run = Path(run_or_model) if Path(run_or_model).is_dir() else None
+    out = Path(out_dir) if out_dir is not None else (run / EVAL_DIR if run else path.with_name(path.stem + "-eval"))
+    try:
+        serialization.check_output(out, folder=True)  # before any work: a device or a file there is refused
+    except serialization.OutputError as e:
+        raise EvaluationError(str(e)) from None
     meta = loaded.metadata
     name = dataset or _trained_on(run) or meta.get("dataset")
     if not name:
@@ -308,7 +313,6 @@ def evaluate_run(run_or_model, dataset=None, split="test", out_dir=None, *, data
     if tuple(features) != tuple(loaded.input_shape[1:]):
         raise EvaluationError(f"dataset {name!r} gives inputs of shape {tuple(features)}, "
                               f"the model takes {tuple(loaded.input_shape[1:])}")
-    out = Path(out_dir) if out_dir is not None else (run / EVAL_DIR if run else path.with_name(path.stem + "-eval"))
     from fnn.training.diagnostics import read
 
     try:

@@ -262,7 +262,9 @@ class JSONLogger(Callback):
         atomic_write(self.path, lambda f: f.write(text.encode()))
 
     def on_epoch_end(self, epoch, logs=None):
-        with open(self.path, "a", encoding="utf-8") as f:
+        from fnn.serialization import open_append
+
+        with open_append(self.path) as f:
             f.write(json.dumps(logs) + "\n")
 
 
@@ -280,7 +282,9 @@ class CSVLogger(Callback):
         new = not self.path.exists() or self.path.stat().st_size == 0
         if self.columns is None:
             self.columns = list(logs)
-        with open(self.path, "a", newline="", encoding="utf-8") as f:
+        from fnn.serialization import open_append
+
+        with open_append(self.path) as f:
             w = csv.DictWriter(f, self.columns, extrasaction="ignore")
             if new:
                 w.writeheader()

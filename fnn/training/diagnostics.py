@@ -232,7 +232,9 @@ class Diagnostics:
         row["warnings"], row["warning_kinds"] = [t for _, t in new], [k for k, _ in new]
         self.rows.append(row)
         if self.path is not None:
-            with open(self.path, "a", encoding="utf-8") as f:
+            from fnn.serialization import open_append
+
+            with open_append(self.path) as f:
                 f.write(json.dumps(row) + "\n")
         return row["warnings"]
 
@@ -278,12 +280,13 @@ def overfitting_epoch(history, epochs=OVERFIT_EPOCHS):
     validation loss up to then (the best epoch to stop at).
     ``history``: per-epoch records with ``loss`` and ``val_loss`` (as in ``metrics.jsonl``).
     """
-    rows = [r for r in history if isinstance(r.get("val_loss"), (int, float))]
+    rows = [r for r in history if all(isinstance(r.get(k), (int, float)) for k in ("loss", "val_loss"))]
     for t in range(epochs, len(rows)):
         w = rows[t - epochs:t + 1]
         if all(b["val_loss"] > a["val_loss"] for a, b in zip(w, w[1:])) and w[-1]["loss"] < w[0]["loss"]:
             best = min(range(t + 1), key=lambda i: rows[i]["val_loss"])
-            return rows[best].get("epoch", best + 1)
+            epoch = rows[best].get("epoch")
+            return epoch if type(epoch) is int else history.index(rows[best]) + 1
     return None
 
 
@@ -310,12 +313,58 @@ def saliency(model, params, x, label, loss=losses.softmax_cross_entropy):
 # ---------------------------------------------------------------- files
 
 
+LAYER_NUMBERS = ("act_mean", "act_std", "dead", "saturated", "grad_norm", "update_ratio")
+
+
 def read(path) -> list[dict]:
-    """The rows of a ``diagnostics.jsonl`` (a run folder or the file itself); [] when there is none."""
+    """The rows of a ``diagnostics.jsonl`` (a run folder or the file itself); [] when there is none.
+
+    :class:`fnn.training.runs.RunError` names the first line that is not a row as :class:`Diagnostics` writes it.
+    """
     from fnn.training import runs
 
     path = Path(path)
-    return runs.read_jsonl(path / runs.DIAGNOSTICS if path.is_dir() else path)
+    path = path / runs.DIAGNOSTICS if path.is_dir() else path
+    rows = runs.read_jsonl(path)
+    for i, row in enumerate(rows, 1):
+        problem = _row_problem(row)
+        if problem is None and len(row["layers"]) != len(rows[0]["layers"]):
+            problem = f"{len(row['layers'])} layers, line 1 has {len(rows[0]['layers'])}"
+        if problem:
+            raise runs.RunError(f"{path} line {i}: {problem}; not what fnn writes there")
+    return rows
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _row_problem(row) -> str | None:
+    """What makes ``row`` not a diagnostics row (the keys the report and pictures read), or None."""
+    if not isinstance(row, dict):
+        return f"a {type(row).__name__}, not an object"
+    if type(row.get("epoch")) is not int or type(row.get("probe")) is not int:
+        return "'epoch' and 'probe' must be whole numbers"
+    warnings = row.get("warnings", [])
+    if not isinstance(warnings, list) or not all(isinstance(w, str) for w in warnings):
+        return "'warnings' must be a list of texts"
+    layers = row.get("layers")
+    if not isinstance(layers, list) or not all(isinstance(lay, dict) for lay in layers):
+        return "'layers' must be a list of objects"
+    for lay in layers:
+        if type(lay.get("layer")) is not int or not isinstance(lay.get("name"), str):
+            return "each layer needs a whole-number 'layer' and a 'name'"
+        if not (lay.get("activation") is None or isinstance(lay["activation"], str)):
+            return "a layer's 'activation' must be a name or null"
+        if not all(lay.get(k) is None or _number(lay[k]) for k in LAYER_NUMBERS):
+            return f"a layer's {', '.join(LAYER_NUMBERS)} must be numbers or null"
+        hist = lay.get("hist")
+        if hist is None and not lay.get("activation"):
+            continue
+        if not (isinstance(hist, dict) and _number(hist.get("lo")) and _number(hist.get("hi"))
+                and isinstance(hist.get("counts"), list) and all(_number(c) for c in hist["counts"])):
+            return "a layer's 'hist' must hold numbers 'lo', 'hi' and a list of 'counts'"
+    return None
 
 
 class Recorder:
@@ -339,9 +388,11 @@ class Recorder:
 
 def recorder(model, loss, data, config, path, history, resume_epoch, resumed=False) -> Recorder:
     """The recorder ``fnn-cli fit --diagnostics`` uses: a probe of the run's training split; ``path`` keeps the rows up to ``resume_epoch``."""
-    rows = [r for r in read(path) if r["epoch"] <= resume_epoch] if resume_epoch else []
+    rows = [r for r in read(path) if r["epoch"] <= resume_epoch] if resume_epoch else []  # read() checked each row
     text = "".join(json.dumps(r) + "\n" for r in rows)
-    Path(path).write_text(text, encoding="utf-8")
+    from fnn.serialization import atomic_write
+
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
     key = random.fold_in(random.key(config.seed), 0xD1A6)
     diag = Diagnostics.probe(model, data["x_train"], data["y_train"], data["transform"], key, loss=loss,
                              batch_size=config.batch_size, path=path, history=history, rows=rows)

@@ -12,12 +12,21 @@ after every epoch (:mod:`fnn.training.checkpoints`), and ``model.npz`` and
 ``summary.json`` at the end; ``diagnostics.jsonl`` with ``config.diagnostics``.
 Callbacks given are :mod:`fnn.training.callbacks` callbacks; they also get
 ``on_warning(text)`` from the diagnostics.
+
+A folder that holds a run is never trained into afresh by accident: without
+``resume`` or ``overwrite`` it is refused (:class:`fnn.training.runs.RunExistsError`),
+and while a process trains in a folder it holds the folder's lock
+(:func:`fnn.training.runs.lock`), so a second one is refused
+(:class:`fnn.training.runs.RunLockedError`) instead of mixing its epochs in.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import platform
+import stat
 import time
 from pathlib import Path
 
@@ -153,7 +162,7 @@ class RunFolder(Callback):
         self.out, self.config, self.resume = out, config, resume
 
     def log(self, text):
-        with open(self.out / runs.LOG, "a", encoding="utf-8") as f:
+        with serialization.open_append(self.out / runs.LOG) as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
 
     def on_train_begin(self, logs=None):
@@ -167,7 +176,7 @@ class RunFolder(Callback):
         self.log(where + json.dumps(self.config.to_dict()))
 
     def on_epoch_end(self, epoch, logs=None):
-        with open(self.out / runs.METRICS, "a", encoding="utf-8") as f:
+        with serialization.open_append(self.out / runs.METRICS) as f:
             f.write(json.dumps(logs) + "\n")
         self.log(json.dumps(logs))
 
@@ -175,23 +184,82 @@ class RunFolder(Callback):
         self.log(f"warning: {text}")
 
 
-def fit_config(config: FitConfig, out_dir=None, *, resume=False, callbacks=(), data_dir=None, dataset=None, threads=None):
+def fit_config(config: FitConfig, out_dir=None, *, resume=False, overwrite=False, callbacks=(), data_dir=None, dataset=None,
+               threads=None):
     """Train ``config`` with :func:`fnn.fit` into the run folder ``out_dir``; returns the summary dict.
 
     With ``resume=True``, ``out_dir`` must hold a checkpoint written by an
     earlier run of the same config (``epochs`` may grow); training goes on
-    from its epoch and batch. Raises :class:`fnn.training.fit.TrainingDiverged`
-    when the loss turns NaN/Inf (the last good checkpoint is kept) and
-    :class:`fnn.training.fit.Interrupted` on Ctrl-C or SIGTERM (after writing a checkpoint).
+    from its epoch and batch. Otherwise a folder that already holds a run
+    (a checkpoint, model or summary) is refused with
+    :class:`fnn.training.runs.RunExistsError`, unless ``overwrite=True``: then
+    the old run's files (:data:`fnn.training.runs.FILES`) are deleted once the
+    data are loaded and the folder is locked; other files in it stay.
+    The folder is locked (:func:`fnn.training.runs.lock`) from before the first
+    write to the end: :class:`fnn.training.runs.RunLockedError` if another
+    process trains in it. Raises :class:`fnn.serialization.OutputError` when
+    ``out_dir`` or a run file in it is not a folder or regular file,
+    :class:`fnn.training.fit.TrainingDiverged` when the loss turns NaN/Inf (the
+    last good checkpoint is kept) and :class:`fnn.training.fit.Interrupted` on
+    Ctrl-C or SIGTERM (after writing a checkpoint).
     """
+    if resume and overwrite:
+        raise ConfigError("resume and overwrite exclude each other: go on with the run, or replace it")
     out = Path(out_dir) if out_dir is not None else default_run_dir(config)
-    if resume:
-        _check_resumable(out, config)
-    data = prepare_data(config, data_dir, dataset)
+    serialization.check_output(out, folder=True)
+    with contextlib.ExitStack() as held:
+        if resume:
+            if out.is_dir():  # lock first: the checkpoint checked is the one trained from
+                held.enter_context(runs.lock(out))
+            _check_resumable(out, config)
+        elif not overwrite:
+            _refuse_run(out)  # early, before the data are loaded
+        data = prepare_data(config, data_dir, dataset)
+        if not resume:
+            out.mkdir(parents=True, exist_ok=True)
+            held.enter_context(runs.lock(out))
+            if overwrite:
+                _remove_run(out)
+            elif runs.is_run(out):  # again under the lock: another process may have finished a run there meanwhile
+                raise runs.RunExistsError(out, runs.run_status(out)["text"])
+        return _fit_locked(config, out, resume, callbacks, data, threads)
+
+
+def _refuse_run(out: Path) -> None:
+    """:class:`fnn.training.runs.RunExistsError` if ``out`` holds a run; :class:`~fnn.training.runs.RunLockedError`
+    first if a process is training there (it is not a run to resume or replace)."""
+    if runs.is_run(out):
+        with runs.lock(out):
+            raise runs.RunExistsError(out, runs.run_status(out)["text"])
+
+
+def _check_run_files(out: Path) -> None:
+    """Refuse a run file that is a link, pipe, device, socket or folder (it would be written through, or block)."""
+    for name in runs.FILES:
+        try:
+            mode = os.lstat(out / name).st_mode
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISREG(mode):
+            serialization.check_output(out / name)  # raises, naming what is there
+
+
+def _remove_run(out: Path) -> None:
+    """Delete the run files of an earlier run in ``out`` (nothing else), before training afresh there."""
+    _check_run_files(out)
+    for name in runs.FILES:
+        try:
+            (out / name).unlink()
+        except FileNotFoundError:
+            pass
+
+
+def _fit_locked(config, out, resume, callbacks, data, threads):
+    """:func:`fit_config` once the folder is checked and locked."""
     model, in_shape = build_model(config)
     steps_per_epoch = -(-len(data["y_train"]) // config.batch_size)
-    out.mkdir(parents=True, exist_ok=True)
-    # left by a run killed (kill -9, power cut) in the middle of a write
+    _check_run_files(out)
+    # left by a run killed (kill -9, power cut) in the middle of a write; the lock says no one else is writing
     serialization.remove_temporaries(out, [runs.CHECKPOINT, runs.MODEL, runs.SUMMARY, runs.METRICS, runs.CONFIG])
     if not resume:
         save_config(out / runs.CONFIG, config)  # before the first checkpoint: a run killed at any moment can resume

@@ -10,7 +10,8 @@ A run folder (``runs/<dataset>-<arch>-<timestamp>/`` by default) holds:
 - ``summary.json``: test accuracy and loss, epochs, seconds, params, seed, dataset digests, versions;
 - ``diagnostics.jsonl``: per-layer statistics per epoch, with ``diagnostics`` on (:mod:`fnn.training.diagnostics`);
 - ``status.json``: only while a run is stopped unfinished by something fnn saw (the loss diverged, Ctrl-C):
-  ``{"state": "diverged" | "interrupted", "epoch": ..., "step": ..., "message": ...}``.
+  ``{"state": "diverged" | "interrupted", "epoch": ..., "step": ..., "message": ...}``;
+- ``.lock``: locked (``fcntl.flock``) by the process training in the folder, and holding its pid (:func:`lock`).
 
 :func:`run_status` tells a finished run from an unfinished one (diverged, interrupted, or killed: a
 checkpoint but no summary and no ``status.json``) and from a damaged one.
@@ -18,8 +19,12 @@ checkpoint but no summary and no ``status.json``) and from a damaged one.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+import socket
+import stat
 from pathlib import Path
 
 CONFIG = "config.yaml"
@@ -30,11 +35,104 @@ LOG = "train.log"
 SUMMARY = "summary.json"
 DIAGNOSTICS = "diagnostics.jsonl"
 STATUS = "status.json"
+LOCK = ".lock"
 DEFAULT_ROOT = "runs"
+#: The files training writes into a run folder (what ``overwrite`` removes first).
+FILES = (CONFIG, METRICS, MODEL, CHECKPOINT, LOG, SUMMARY, DIAGNOSTICS, STATUS)
+#: The largest ``summary.json`` / ``status.json`` and ``metrics.jsonl`` / ``diagnostics.jsonl`` read back.
+MAX_JSON_BYTES = 1 << 20
+MAX_JSONL_BYTES = 64 << 20
 
 
 class RunError(ValueError):
     """A path is neither a run folder nor a model file, or a run folder's summary or metrics are damaged."""
+
+
+class RunExistsError(RunError):
+    """Training was asked to start afresh in a folder that holds a run (``path``; ``text``: how it stands)."""
+
+    def __init__(self, path, text):
+        super().__init__(f"{path} already holds a run ({text}); resume it or overwrite it")
+        self.path, self.text = Path(path), text
+
+
+class RunLockedError(RunError):
+    """Another process is training in the run folder ``path`` (``holder``: its pid and host, when known)."""
+
+    def __init__(self, path, holder):
+        by = f"another process ({holder})" if holder else "another process"
+        super().__init__(f"{path} is in use: {by} is training in it")
+        self.path, self.holder = Path(path), holder
+
+
+@contextlib.contextmanager
+def lock(run):
+    """Hold the run folder's lock while training in it: ``run/.lock``, locked with ``fcntl.flock``.
+
+    A second process (or a second call in this one) gets :class:`RunLockedError` naming the folder and the
+    holder's pid at once, never waits. The kernel drops the lock when its holder ends, however it ends
+    (``kill -9`` too), so a lock never outlives its process and the next ``--resume`` just takes it; the
+    file is removed on leaving (a killed holder leaves it, unlocked). Without ``fcntl`` (Windows)
+    nothing is locked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        yield
+        return
+    path = Path(run) / LOCK
+    while True:
+        fd = _lock_file(path, fcntl, run)
+        try:  # the file may have been removed by a holder leaving just before we locked it: lock the new one
+            same = os.path.samestat(os.fstat(fd), os.lstat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        yield
+    finally:
+        try:
+            os.unlink(path)  # while still locked: whoever opened it before retries on the next file
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # releases the lock
+
+
+def _lock_file(path, fcntl, run) -> int:
+    """A descriptor of the lock file ``path``, locked; :class:`RunLockedError` when another holds it."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise RunError(f"{path}: is a symbolic link; fnn locks only a regular file there") from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise RunError(f"{path}: is not a regular file; fnn locks only a regular file there")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            raise RunLockedError(run, _holder(fd)) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _holder(fd) -> str:
+    """What the lock file says of its holder (``pid 123 on host``), or "" (it may be writing it)."""
+    try:
+        text = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
+    return text if text.startswith("pid ") and "\n" not in text else ""
 
 
 def is_run(path) -> bool:
@@ -81,17 +179,24 @@ def _check_record(path, record, where=""):
     return record
 
 
+def _read_json(path, what):
+    """The JSON value in ``path`` (a regular file of at most :data:`MAX_JSON_BYTES`); :class:`RunError` naming it."""
+    from fnn.serialization import read_regular
+
+    try:
+        return json.loads(read_regular(path, MAX_JSON_BYTES, RunError, what).decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        if isinstance(e, RunError):
+            raise
+        raise RunError(f"{path}: not a readable {what} ({type(e).__name__})") from None
+
+
 def read_summary(run) -> dict:
     """The run's ``summary.json`` as a dict ({} when it has none yet); :class:`RunError` if it is damaged."""
     path = Path(run) / SUMMARY
     if not path.is_file():
         return {}
-    try:
-        with open(path, encoding="utf-8") as f:
-            summary = json.load(f)
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise RunError(f"{path}: not a readable summary ({type(e).__name__})") from None
-    return _check_record(path, summary)
+    return _check_record(path, _read_json(path, "summary"))
 
 
 def read_metrics(run) -> list[dict]:
@@ -105,12 +210,13 @@ def read_metrics(run) -> list[dict]:
 
 def read_jsonl(path) -> list[dict]:
     """One dict per line of a JSON-lines file, stopping at a torn line; [] when there is no file."""
+    from fnn.serialization import read_regular
+
     path, rows = Path(path), []
     if path.is_file():
         try:
-            with open(path, encoding="utf-8") as f:
-                lines = f.read().splitlines()
-        except (OSError, UnicodeDecodeError) as e:
+            lines = read_regular(path, MAX_JSONL_BYTES, RunError, "a JSON-lines file").decode("utf-8").splitlines()
+        except UnicodeDecodeError as e:
             raise RunError(f"{path}: not a readable JSON-lines file ({type(e).__name__})") from None
         for i, line in enumerate(lines, 1):
             try:
@@ -143,12 +249,7 @@ def read_status(run) -> dict:
     path = Path(run) / STATUS
     if not path.is_file():
         return {}
-    try:
-        with open(path, encoding="utf-8") as f:
-            status = json.load(f)
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise RunError(f"{path}: not a readable status ({type(e).__name__})") from None
-    _check_record(path, status)
+    status = _check_record(path, _read_json(path, "status"))
     if status.get("state") not in ("diverged", "interrupted"):
         raise RunError(f"{path}: 'state' holds {status.get('state')!r:.40}, not what fnn writes there")
     return status
@@ -185,7 +286,7 @@ def run_status(run) -> dict:
     of = f" of {planned}" if planned else ""
     if summary or (run / MODEL).is_file():
         state, text = "finished", "finished"
-        done = summary.get("epochs", done)
+        done = summary["epochs"] if summary.get("epochs") is not None else done  # a null there: the metrics count
     elif status.get("state") == "diverged":
         state, text = "diverged", f"diverged at epoch {status.get('epoch', done + 1)}{of}"
     elif status.get("state") == "interrupted":

@@ -19,18 +19,35 @@ task on a Dask cluster (``runner=fnn.training.dask.cluster_runner(...)``), into
 mapping (:func:`read_sweep`), it keeps it as ``out/sweep.yaml`` (``fnn-cli sweep
 out/sweep.yaml`` repeats the sweep; ``fnn-cli runs list`` shows its grid keys).
 A failing configuration is recorded with its error; the others go on.
+
+Run names are folder names made from the grid values (``adam_lr0.01``): only
+letters, digits and ``. _ + -`` (anything else becomes ``_``), never starting
+with a dot (so never ``.`` or ``..``), at most :data:`MAX_NAME` characters, and
+unique (ignoring case) within the sweep: a name that would repeat another gets
+``-2``, ``-3``, ... A grid of more than :data:`MAX_RUNS` combinations is refused
+before any is made. ``run_sweep`` refuses a folder that already holds a sweep
+or one of its runs, and locks the sweep folder while it runs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
+import math
+import re
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from fnn.training.config import ConfigError, FitConfig, parse_arch, read_mapping
 
 SPEC = "sweep.yaml"
+RESULTS = ("results.md", "results.csv", "results.json")
+#: Names in a sweep folder that are not runs (a run is never named so).
+RESERVED = (SPEC, *RESULTS, "val_curves.png", "accuracy_vs_cost.png")
+MAX_RUNS = 10_000  # combinations in one grid
+MAX_NAME = 100  # characters of a run name
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
 COLUMNS = ["name", "status", "val_accuracy", "test_accuracy", "params", "epochs", "seconds", "optimizer", "lr", "arch", "error"]
 
 
@@ -47,12 +64,16 @@ def expand(spec: dict) -> list[tuple[str, FitConfig]]:
             raise ConfigError(f"sweep grid {key!r} must be a non-empty list")
         if key not in FitConfig.keys():
             raise ConfigError(f"unknown config key {key!r} in sweep grid; valid keys: {', '.join(FitConfig.keys())}")
+    count = math.prod(len(v) for v in grid.values())
+    if count > MAX_RUNS:
+        sizes = " x ".join(str(len(v)) for v in grid.values())
+        raise ConfigError(f"sweep grid has {count:,} combinations ({sizes}); the limit is {MAX_RUNS:,}")
     FitConfig.from_dict(base)
-    runs = []
+    runs, taken = [], {n.lower() for n in RESERVED}
     keys = list(grid)
     for values in itertools.product(*(grid[k] for k in keys)):
         changes = dict(zip(keys, values))
-        name = "_".join(_short(k, v) for k, v in changes.items()) or "base"
+        name = _unique(safe_name("_".join(_short(k, v) for k, v in changes.items()) or "base"), taken)
         try:
             config = FitConfig.from_dict({**base, **changes})
         except ConfigError as e:
@@ -61,12 +82,37 @@ def expand(spec: dict) -> list[tuple[str, FitConfig]]:
     return runs
 
 
+def safe_name(text) -> str:
+    """``text`` as a folder name: letters, digits and ``. _ + -`` only, no leading dot, at most :data:`MAX_NAME` characters.
+
+    >>> safe_name("d/x_y.npz"), safe_name(".."), safe_name("lr0.01 é")
+    ('d_x_y.npz', '_', 'lr0.01__')
+    """
+    name = _UNSAFE.sub("_", str(text))
+    if name.startswith("."):
+        name = "_" + name.lstrip(".")
+    if len(name) > MAX_NAME:  # cut, keeping it apart from others with the same start
+        name = name[: MAX_NAME - 9] + "-" + hashlib.sha256(str(text).encode("utf-8", "replace")).hexdigest()[:8]
+    return name or "_"
+
+
+def _unique(name, taken) -> str:
+    """``name``, or ``name-2``, ``name-3``, ... the first not in ``taken`` (compared ignoring case); added to ``taken``."""
+    candidate, n = name, 1
+    while candidate.lower() in taken:
+        n += 1
+        suffix = f"-{n}"
+        candidate = name[: MAX_NAME - len(suffix)] + suffix
+    taken.add(candidate.lower())
+    return candidate
+
+
 def _short(key, value):
     """A run-folder name part: ``784-128-10`` for an arch, ``adam`` for a name, ``lr0.01`` for a number."""
     if key == "arch":
         return "-".join(str(s) for s in parse_arch(value))
     if isinstance(value, str):
-        return value.replace("/", "_")
+        return value
     return f"{key}{value}"
 
 
@@ -147,27 +193,53 @@ def run_sweep(configs, out, jobs=1, data_dir=None, on_result=None, runner=None, 
     ``figures``) the comparison figures in ``out``; with ``spec`` (the sweep
     file's mapping the ``configs`` were expanded from), ``out/sweep.yaml`` first.
     """
-    out = Path(out)
+    from fnn.training import runs
+
+    out = check_out(out, configs)
     out.mkdir(parents=True, exist_ok=True)
-    if spec is not None:
-        import yaml
+    with runs.lock(out):
+        check_out(out, configs)  # again under the lock: another sweep may have started there meanwhile
+        if spec is not None:
+            import yaml
 
-        from fnn.evaluation.compare import write_text
+            from fnn.evaluation.compare import write_text
 
-        write_text(out / SPEC, yaml.safe_dump(spec, sort_keys=False))
-    rows = []
+            write_text(out / SPEC, yaml.safe_dump(spec, sort_keys=False))
+        rows = []
 
-    def collect(row):
-        rows.append(row)
-        if on_result:
-            on_result(row, len(rows), len(configs))
+        def collect(row):
+            rows.append(row)
+            if on_result:
+                on_result(row, len(rows), len(configs))
 
-    (runner or local_runner(jobs))(configs, out, data_dir, collect)
-    rows = sort_rows(rows)
-    write_results(out, rows)
-    if figures:
-        write_figures(out, rows)
+        (runner or local_runner(jobs))(configs, out, data_dir, collect)
+        rows = sort_rows(rows)
+        write_results(out, rows)
+        if figures:
+            write_figures(out, rows)
     return rows
+
+
+def check_out(out, configs) -> Path:
+    """``out`` as a Path, if a sweep of ``configs`` may be written there: absent, or a folder holding no sweep
+    (``sweep.yaml``, results) and nothing where one of its runs goes. :class:`ConfigError` (or
+    :class:`fnn.serialization.OutputError` for a path that is not a folder) otherwise; nothing is written."""
+    from fnn.serialization import check_output
+    from fnn.training import runs
+
+    out = Path(check_output(out, folder=True))
+    if not out.is_dir():
+        return out
+    held = [name for name in (SPEC, *RESULTS) if (out / name).exists() or (out / name).is_symlink()]
+    for name, _ in configs:
+        if (out / name).exists() or (out / name).is_symlink():
+            check_output(out / name, folder=True)
+            if runs.is_run(out / name):
+                held.append(f"{name}/")
+    if held:
+        shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
+        raise ConfigError(f"{out} already holds a sweep ({shown}); choose another folder, or delete it first")
+    return out
 
 
 def sort_rows(rows):
@@ -211,4 +283,5 @@ def write_figures(out, rows) -> list[Path]:
     return compare.write_figures(out, histories, points, "Sweep")
 
 
-__all__ = ["expand", "read_sweep", "load_sweep", "run_one", "run_sweep", "failed_row", "format_table", "sort_rows", "write_figures"]
+__all__ = ["expand", "safe_name", "check_out", "read_sweep", "load_sweep", "run_one", "run_sweep", "failed_row", "format_table",
+           "sort_rows", "write_figures"]

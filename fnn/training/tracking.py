@@ -108,7 +108,8 @@ def read_record(run, name=None) -> dict:
             config = runs._check_record(run / runs.CONFIG, read_mapping(run / runs.CONFIG))
         except (ConfigError, runs.RunError) as e:
             return {**record, "state": "damaged", "status": f"damaged: {e}"}
-    summary = {k: v for k, v in status["summary"].items() if k != "epochs"}
+    # the summary's figures go over the config's keys, but a null there (a damaged summary) hides nothing
+    summary = {k: v for k, v in status["summary"].items() if k != "epochs" and not (v is None and k in config)}
     return {**record, **_scalars(config), **_scalars(summary), "epochs_done": status["epochs_done"]}
 
 
