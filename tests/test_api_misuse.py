@@ -116,13 +116,13 @@ def test_schedules_check_their_arguments(make, needles):
     (lambda step: 0.1 if step < 2 else NAN, 2, ValueError, ("step 2", "nan")),
     (lambda step: 0.1 - 0.06 * step, 2, ValueError, ("step 2", "-0.0199")),
 ], ids=needle_ids)
-def test_a_schedule_giving_a_bad_rate_stops_before_any_update(schedule, at, exc, needles):
+def test_a_schedule_giving_a_bad_rate_stops_before_the_params_change(schedule, at, exc, needles):
     model, params, x, y = tiny()
     opt = optim.adam(schedule)
     if at == 0:  # refused as soon as the state is made: no step has run on it
         refused(lambda: opt.init(params), exc, *needles)
         return
-    step = train.make_train_step(model, losses.softmax_cross_entropy, opt)
+    step = train.make_inplace_train_step(model, losses.softmax_cross_entropy, opt)  # updates its own buffers in place
     state = opt.init(params)
     for _ in range(at):
         params, state, _ = step(params, state, (x, y))
@@ -284,8 +284,9 @@ def test_bare_train_steps_refuse_a_bad_batch(case, make):
     bad, exc, needles = BATCHES[case]
     opt = optim.adam()
     step = getattr(train, make)(model, losses.softmax_cross_entropy, opt)
+    params, state, _ = step(params, opt.init(params), (x, y))  # the step's own results (updated in place by the in-place step)
     before = fnn.tree.tree_copy(params)
-    refused(lambda: step(params, opt.init(params), bad(x, y)), exc, *needles)
+    refused(lambda: step(params, state, bad(x, y)), exc, *needles)
     assert fnn.tree.tree_equal(params, before)
 
 
