@@ -36,6 +36,11 @@ def shape_only(shape, dtype=np.float32):
     return np.broadcast_to(np.zeros((), dtype), shape)
 
 
+def is_shape_only(x) -> bool:
+    """True for a :func:`shape_only` placeholder (read-only, every stride 0): ``init(None, ...)`` output, never trainable."""
+    return isinstance(x, np.ndarray) and x.ndim > 0 and x.size > 0 and not x.flags.writeable and not any(x.strides)
+
+
 def _shaped(init):
     """Wrap ``init`` so that ``key=None`` returns a :func:`shape_only` placeholder."""
 
@@ -114,6 +119,8 @@ INITIALIZERS = {
 
 def get(name):
     """Look up an initializer by name (see ``INITIALIZERS``)."""
+    if not isinstance(name, str):
+        raise TypeError(f"an initializer is given by name ({', '.join(INITIALIZERS)}), got {name!r:.60}")
     try:
         return INITIALIZERS[name]
     except KeyError:

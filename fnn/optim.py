@@ -15,6 +15,16 @@ familiar optimizers are one expression each, e.g.
 A learning rate is a number or a schedule ``step -> lr`` (see below); the rate
 used by the last update is ``learning_rate(state)``.
 
+Hyperparameters are checked when an optimizer or schedule is made (a rate is a
+finite number > 0 or a schedule; ``b1``, ``b2``, ``beta``, ``decay`` lie in
+``[0, 1)``; ``eps`` and ``clip_norm`` are > 0; ``weight_decay`` >= 0), so a bad
+one fails at once, naming itself, rather than training to NaN; ``update`` given
+the state of another optimizer says so.
+
+>>> adam(b1=1.5)
+Traceback (most recent call last):
+ValueError: adam(b1=1.5): b1 must be a number in [0, 1)
+
 >>> opt = sgd(0.1)
 >>> params = {"w": np.array([1.0], np.float32)}
 >>> updates, state = opt.update({"w": np.array([2.0], np.float32)}, opt.init(params))
@@ -25,12 +35,13 @@ array([0.8], dtype=float32)
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Callable, NamedTuple
 
 import numpy as np
 
 from fnn.losses import weights_only
-from fnn.tree import global_norm, tree_map, tree_map_with_path, zeros_like
+from fnn.tree import global_norm, tree_flatten, tree_map, tree_map_with_path, zeros_like
 from fnn.workspace import FRESH
 
 
@@ -55,32 +66,103 @@ def _count(state):
     return np.asarray(state["count"] + 1, dtype=np.int64)
 
 
+# ---------------------------------------------------------------- checking hyperparameters (once, when made)
+
+
+def _real(who, name, value) -> float:
+    """``value`` as a float if it is a finite real number (not a bool, not a string), else a one-line error naming it."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{who}({name}={value!r:.60}): {name} must be a number")
+    if not math.isfinite(value):
+        raise ValueError(f"{who}({name}={value!r}): {name} must be a finite number")
+    return float(value)
+
+
+def _positive(who, name, value):
+    if _real(who, name, value) <= 0:
+        raise ValueError(f"{who}({name}={value!r}): {name} must be a number > 0")
+
+
+def _non_negative(who, name, value):
+    if _real(who, name, value) < 0:
+        raise ValueError(f"{who}({name}={value!r}): {name} must be a number >= 0")
+
+
+def _fraction(who, name, value, top_included=False):
+    """``value`` in ``[0, 1)`` (``[0, 1]`` with ``top_included``)."""
+    v = _real(who, name, value)
+    if not (0 <= v <= 1 if top_included else 0 <= v < 1):
+        raise ValueError(f"{who}({name}={value!r}): {name} must be a number in [0, {'1]' if top_included else '1)'}")
+
+
+def _steps(who, name, value, low=1):
+    """A whole number of steps >= ``low`` (an int, or a float with no fraction)."""
+    v = _real(who, name, value)
+    if v != int(v) or v < low:
+        raise ValueError(f"{who}({name}={value!r}): {name} must be a whole number >= {low}")
+
+
+def _rate(who, lr):
+    """A learning rate: a finite number > 0, or a schedule (a callable ``step -> rate``)."""
+    if not callable(lr):
+        if isinstance(lr, bool) or not isinstance(lr, (numbers.Real, np.ndarray)):
+            raise TypeError(f"{who}(lr={lr!r:.60}): lr must be a number > 0 or a schedule (step -> rate)")
+        _positive(who, "lr", lr)
+
+
+def _hyper(who, lr, weight_decay, mask, clip_norm):
+    """The checks every familiar optimizer shares: its rate, weight decay, mask and clipping norm."""
+    _rate(who, lr)
+    _non_negative(who, "weight_decay", weight_decay)
+    if not callable(mask):
+        raise TypeError(f"{who}(mask={mask!r:.60}): mask must be a function (path, param) -> bool")
+    if clip_norm is not None:
+        _positive(who, "clip_norm", clip_norm)
+
+
 # ---------------------------------------------------------------- schedules
 # A schedule maps the 0-based step number to a learning rate.
 
 
 def constant(lr):
     """``lr`` at every step."""
+    _positive("constant", "lr", lr)
     return lambda step: lr
 
 
 def step_decay(lr, step_size, gamma=0.1):
-    """``lr * gamma ** floor(step / step_size)``."""
+    """``lr * gamma ** floor(step / step_size)``; ``step_size`` >= 1 steps, ``gamma`` > 0."""
+    _positive("step_decay", "lr", lr)
+    _steps("step_decay", "step_size", step_size)
+    _positive("step_decay", "gamma", gamma)
     return lambda step: lr * gamma ** (step // step_size)
 
 
 def exponential_decay(lr, decay_rate, decay_steps):
-    """``lr * decay_rate ** (step / decay_steps)``."""
+    """``lr * decay_rate ** (step / decay_steps)``; ``decay_rate`` > 0, ``decay_steps`` >= 1."""
+    _positive("exponential_decay", "lr", lr)
+    _positive("exponential_decay", "decay_rate", decay_rate)
+    _steps("exponential_decay", "decay_steps", decay_steps)
     return lambda step: lr * decay_rate ** (step / decay_steps)
 
 
 def cosine_decay(lr, decay_steps, alpha=0.0):
-    """``lr * ((1 - alpha) * (1 + cos(pi * min(step, T) / T)) / 2 + alpha)`` (Loshchilov & Hutter, 2017)."""
+    """``lr * ((1 - alpha) * (1 + cos(pi * min(step, T) / T)) / 2 + alpha)`` (Loshchilov & Hutter, 2017).
+
+    ``decay_steps`` >= 1, ``alpha`` in ``[0, 1]``.
+    """
+    _positive("cosine_decay", "lr", lr)
+    _steps("cosine_decay", "decay_steps", decay_steps)
+    _fraction("cosine_decay", "alpha", alpha, top_included=True)
     return lambda step: lr * ((1 - alpha) * 0.5 * (1 + math.cos(math.pi * min(step, decay_steps) / decay_steps)) + alpha)
 
 
 def warmup(schedule, warmup_steps):
-    """Linear warm-up from ``lr / warmup_steps`` to the schedule over ``warmup_steps`` steps, then the schedule."""
+    """Linear warm-up from ``lr / warmup_steps`` to the schedule over ``warmup_steps`` steps (>= 0), then the schedule."""
+    _rate("warmup", schedule)
+    _steps("warmup", "warmup_steps", warmup_steps, 0)
     schedule = schedule if callable(schedule) else constant(schedule)
     return lambda step: schedule(step) * min(1.0, (step + 1) / warmup_steps) if warmup_steps else schedule(step)
 
@@ -97,10 +179,16 @@ def scale_by_learning_rate(lr):
     changed between steps, e.g. by :func:`scale_learning_rate` from a
     ReduceLROnPlateau callback).
     """
+    _rate("scale_by_learning_rate", lr)
     schedule = lr if callable(lr) else constant(lr)
 
     def init(params):
-        return {"count": np.asarray(0, np.int64), "lr": np.asarray(schedule(0), np.float32), "scale": np.asarray(1.0, np.float64)}
+        first = schedule(0)
+        if isinstance(first, bool) or not isinstance(first, (numbers.Real, np.ndarray)) or np.ndim(first) != 0:
+            raise TypeError(f"the learning-rate schedule gave {first!r:.60} at step 0: a schedule returns a number")
+        if not (math.isfinite(first) and first >= 0):
+            raise ValueError(f"the learning rate at step 0 is {first}: a schedule must give finite rates >= 0")
+        return {"count": np.asarray(0, np.int64), "lr": np.asarray(first, np.float32), "scale": np.asarray(1.0, np.float64)}
 
     def update(grads, state, params=None, ws=FRESH):
         rate = schedule(int(state["count"])) * float(state["scale"])
@@ -114,6 +202,7 @@ def scale_by_learning_rate(lr):
 
 def scale(factor):
     """``u = factor * g`` (stateless)."""
+    _real("scale", "factor", factor)
 
     def update(grads, state, params=None, ws=FRESH):
         return tree_map(lambda g, o: np.multiply(g, g.dtype.type(factor), out=o), grads, ws.like("u", grads)), state
@@ -122,7 +211,8 @@ def scale(factor):
 
 
 def trace(decay=0.9, nesterov=False):
-    """Momentum: ``v = decay * v + g``; ``u = v``, or ``u = g + decay * v`` with Nesterov."""
+    """Momentum: ``v = decay * v + g``; ``u = v``, or ``u = g + decay * v`` with Nesterov; ``decay`` in ``[0, 1)``."""
+    _fraction("trace", "decay", decay)
 
     def init(params):
         return {"trace": zeros_like(params)}
@@ -146,6 +236,8 @@ def trace(decay=0.9, nesterov=False):
 
 def scale_by_rms(decay=0.9, eps=1e-8):
     """RMSprop (Hinton, 2012): ``n = decay * n + (1 - decay) g**2``; ``u = g / (sqrt(n) + eps)``."""
+    _fraction("scale_by_rms", "decay", decay)
+    _positive("scale_by_rms", "eps", eps)
 
     def init(params):
         return {"nu": zeros_like(params)}
@@ -164,6 +256,8 @@ def scale_by_rms(decay=0.9, eps=1e-8):
 
 def scale_by_adagrad(initial_accumulator=0.1, eps=1e-7):
     """Adagrad (Duchi et al., 2011): ``a = a + g**2``; ``u = g / (sqrt(a) + eps)``."""
+    _non_negative("scale_by_adagrad", "initial_accumulator", initial_accumulator)
+    _positive("scale_by_adagrad", "eps", eps)
 
     def init(params):
         return {"sum_sq": tree_map(lambda p: np.full_like(p, initial_accumulator), params)}
@@ -186,7 +280,11 @@ def scale_by_adam(b1=0.9, b2=0.999, eps=1e-8):
     ``u = (m / (1 - b1**t)) / (sqrt(v / (1 - b2**t)) + eps)``,
     computed as ``m / (sqrt(v) k + e)`` with ``k = c1 / sqrt(c2)``, ``e = eps c1``
     (``c1 = 1 - b1**t``, ``c2 = 1 - b2**t``): the same value, one pass fewer.
+    ``b1``, ``b2`` in ``[0, 1)``; ``eps`` > 0.
     """
+    _fraction("scale_by_adam", "b1", b1)
+    _fraction("scale_by_adam", "b2", b2)
+    _positive("scale_by_adam", "eps", eps)
 
     def init(params):
         return {"count": np.asarray(0, np.int64), "mu": zeros_like(params), "nu": zeros_like(params)}
@@ -215,6 +313,9 @@ def add_decayed_weights(weight_decay, mask=weights_only):
 
     The default mask decays matrices and leaves biases alone.
     """
+    _non_negative("add_decayed_weights", "weight_decay", weight_decay)
+    if not callable(mask):
+        raise TypeError(f"add_decayed_weights(mask={mask!r:.60}): mask must be a function (path, param) -> bool")
 
     def leaf(path, u, p, o):
         return np.add(u, np.multiply(p, p.dtype.type(weight_decay), out=o), out=o) if mask(path, p) else u
@@ -228,7 +329,8 @@ def add_decayed_weights(weight_decay, mask=weights_only):
 
 
 def clip_by_global_norm(max_norm):
-    """Rescale all gradients by ``min(1, max_norm / global_norm(g))``."""
+    """Rescale all gradients by ``min(1, max_norm / global_norm(g))``; ``max_norm`` > 0."""
+    _positive("clip_by_global_norm", "max_norm", max_norm)
 
     def update(grads, state, params=None, ws=FRESH):
         norm = global_norm(grads)
@@ -246,12 +348,52 @@ def chain(*transforms):
         return {str(i): t.init(params) for i, t in enumerate(transforms)}
 
     def update(grads, state, params=None, ws=FRESH):
-        new_state = {}
-        for i, t in enumerate(transforms):
-            grads, new_state[str(i)] = t.update(grads, state[str(i)], params, ws.child(str(i)))
-        return grads, new_state
+        g, new_state = grads, {}
+        try:
+            for i, t in enumerate(transforms):
+                g, new_state[str(i)] = t.update(g, state[str(i)], params, ws.child(str(i)))
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError):  # only on failure: say if the state is another's
+            problem = _state_mismatch(init, grads, state)
+            if problem is None:
+                raise
+            raise OptStateError(problem) from None
+        return g, new_state
 
     return Optimizer(init, update, elementwise=all(t.elementwise for t in transforms))
+
+
+def _keys(node):
+    return sorted(node) if isinstance(node, dict) else type(node).__name__
+
+
+class OptStateError(ValueError):
+    """``update`` was given an optimizer state that this optimizer's ``init`` would not have made."""
+
+
+def _state_mismatch(init, grads, state):
+    """A one-line account of how ``state`` differs from ``init(grads)``'s layout (keys, then shapes), or None when it does not."""
+    try:
+        expected = init(grads)
+    except Exception:  # the gradients themselves are at fault: let the first error speak
+        return None
+    if not isinstance(state, dict):
+        return f"opt_state must be the dict optimizer.init(params) gives, got {type(state).__name__}"
+    fix = "start from optimizer.init(params)"
+    if state.keys() != expected.keys():
+        return f"opt_state has parts {_keys(state)}, this optimizer's has {_keys(expected)}: it was made by another optimizer; {fix}"
+    for k, want in expected.items():
+        got = state[k]
+        if isinstance(want, dict) and not (isinstance(got, dict) and got.keys() == want.keys()):
+            gone = sorted(set(want) - set(got)) if isinstance(got, dict) else []
+            lead = f"{gone[0]!r} missing from opt_state part {k}" if gone else f"opt_state part {k} does not fit"
+            return f"{lead}: this opt_state was made by another optimizer (part {k} has {_keys(got)}, this one needs {_keys(want)}); {fix}"
+    got, want = dict(tree_flatten(state)), dict(tree_flatten(expected))
+    if got.keys() != want.keys():
+        return f"opt_state holds {sorted(got)[:6]}, this one needs {sorted(want)[:6]}: it was made for other params or optimizer; {fix}"
+    for p, w in want.items():
+        if np.shape(got[p]) != np.shape(w):
+            return f"opt_state {p} is shaped {np.shape(got[p])}, the params need {np.shape(w)}: it was made for other params; {fix}"
+    return None
 
 
 def _rate_states(state, path=()):
@@ -303,9 +445,9 @@ def set_learning_rate(state, lr: float):
 
 
 def _recipe(scaler, lr, weight_decay, mask, clip_norm):
-    """``clip -> scaler -> decoupled weight decay -> -lr``, each part only when asked for."""
+    """``clip -> scaler -> decoupled weight decay -> -lr``, each part only when asked for (``clip_norm=None``: no clipping)."""
     return chain(
-        *([clip_by_global_norm(clip_norm)] if clip_norm else []),
+        *([clip_by_global_norm(clip_norm)] if clip_norm is not None else []),
         *([scaler] if scaler is not None else []),
         *([add_decayed_weights(weight_decay, mask)] if weight_decay else []),
         scale_by_learning_rate(lr),
@@ -314,14 +456,18 @@ def _recipe(scaler, lr, weight_decay, mask, clip_norm):
 
 def sgd(lr, weight_decay=0.0, mask=weights_only, clip_norm=None):
     """Plain gradient descent: ``p = p - lr * g``."""
+    _hyper("sgd", lr, weight_decay, mask, clip_norm)
     return _recipe(None, lr, weight_decay, mask, clip_norm)
 
 
 def momentum(lr, beta=0.9, nesterov=False, weight_decay=0.0, mask=weights_only, clip_norm=None):
     """Heavy-ball momentum (Polyak, 1964): ``v = beta v + g``, ``p = p - lr v``.
 
-    With ``nesterov=True`` (Sutskever et al., 2013): ``p = p - lr (g + beta v)``.
+    With ``nesterov=True`` (Sutskever et al., 2013): ``p = p - lr (g + beta v)``. ``beta`` in ``[0, 1)``.
     """
+    who = "nesterov" if nesterov is True else "momentum"
+    _hyper(who, lr, weight_decay, mask, clip_norm)
+    _fraction(who, "beta", beta)
     return _recipe(trace(beta, nesterov), lr, weight_decay, mask, clip_norm)
 
 
@@ -332,22 +478,36 @@ def nesterov(lr, beta=0.9, weight_decay=0.0, mask=weights_only, clip_norm=None):
 
 def rmsprop(lr, decay=0.9, eps=1e-8, weight_decay=0.0, mask=weights_only, clip_norm=None):
     """RMSprop: ``n = decay n + (1 - decay) g**2``, ``p = p - lr g / (sqrt(n) + eps)``."""
+    _hyper("rmsprop", lr, weight_decay, mask, clip_norm)
+    _fraction("rmsprop", "decay", decay)
+    _positive("rmsprop", "eps", eps)
     return _recipe(scale_by_rms(decay, eps), lr, weight_decay, mask, clip_norm)
 
 
 def adagrad(lr, initial_accumulator=0.1, eps=1e-7, weight_decay=0.0, mask=weights_only, clip_norm=None):
     """Adagrad: ``a = a + g**2``, ``p = p - lr g / (sqrt(a) + eps)``."""
+    _hyper("adagrad", lr, weight_decay, mask, clip_norm)
+    _non_negative("adagrad", "initial_accumulator", initial_accumulator)
+    _positive("adagrad", "eps", eps)
     return _recipe(scale_by_adagrad(initial_accumulator, eps), lr, weight_decay, mask, clip_norm)
 
 
 def adam(lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, mask=weights_only, clip_norm=None):
     """Adam: ``p = p - lr m_hat / (sqrt(v_hat) + eps)``; see :func:`scale_by_adam`."""
+    return _adam("adam", lr, b1, b2, eps, weight_decay, mask, clip_norm)
+
+
+def _adam(who, lr, b1, b2, eps, weight_decay, mask, clip_norm):
+    _hyper(who, lr, weight_decay, mask, clip_norm)
+    for name, value in (("b1", b1), ("b2", b2)):
+        _fraction(who, name, value)
+    _positive(who, "eps", eps)
     return _recipe(scale_by_adam(b1, b2, eps), lr, weight_decay, mask, clip_norm)
 
 
 def adamw(lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=1e-2, mask=weights_only, clip_norm=None):
     """AdamW: ``p = p - lr (m_hat / (sqrt(v_hat) + eps) + wd p)``, decay masked to weights."""
-    return adam(lr, b1, b2, eps, weight_decay, mask, clip_norm)
+    return _adam("adamw", lr, b1, b2, eps, weight_decay, mask, clip_norm)
 
 
 OPTIMIZERS = {
@@ -388,9 +548,12 @@ def schedule_by_name(name, lr, total_steps, warmup_steps=0, floor=0.0):
     >>> round(s(0), 6), round(s(50), 6), round(s(99), 6), round(s(100), 6)
     (0.01, 0.0055, 0.001002, 0.001)
     """
-    if not 0 <= floor < 1:
+    if not (isinstance(floor, numbers.Real) and 0 <= floor < 1):
         raise ValueError(f"schedule floor must be a fraction of the peak rate in [0, 1), got {floor!r}")
-    total_steps = max(1, int(total_steps))
+    _positive("schedule_by_name", "lr", lr)
+    _steps("schedule_by_name", "total_steps", total_steps)
+    _steps("schedule_by_name", "warmup_steps", warmup_steps, 0)
+    total_steps = int(total_steps)
     low = lr * floor
 
     def clipped(schedule):

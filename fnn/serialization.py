@@ -124,7 +124,18 @@ def open_append(path):
     return os.fdopen(fd, "a", encoding="utf-8", newline="")
 
 
-# ---------------------------------------------------------------- atomic writes
+# ---------------------------------------------------------------- file paths and atomic writes
+
+
+def file_path(path, who: str, error=ModelFileError) -> str:
+    """``path`` (a str, bytes or ``os.PathLike``) as a str; a NUL byte raises ``error``, anything else a TypeError naming ``who``."""
+    try:
+        path = os.fsdecode(os.fspath(path))
+    except TypeError:
+        raise TypeError(f"{who} takes a file path (str, bytes or os.PathLike), got {type(path).__name__}") from None
+    if "\0" in path:
+        raise error(f"{path!r:.200}: a file path cannot hold a NUL byte")
+    return path
 
 
 def atomic_write(path, write) -> None:
@@ -135,17 +146,24 @@ def atomic_write(path, write) -> None:
     file (:func:`check_output`): a device, pipe, socket, folder or symbolic link
     there is refused with :class:`OutputError` before anything is written.
     """
+    path = file_path(path, "atomic_write", ValueError)
     check_output(path)
-    path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=_TMP_SUFFIX)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=_TMP_SUFFIX)
+    except OSError as e:  # name the file asked for, not the temporary one
+        reason = "its folder does not exist" if isinstance(e, FileNotFoundError) else f"{e.strerror} ({folder})"
+        raise type(e)(e.errno, f"cannot write {path}: {reason}") from None
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as e:
+            raise type(e)(e.errno, f"cannot write {path}: {e.strerror}") from None
     except BaseException:
         try:
             os.unlink(tmp)
@@ -222,9 +240,10 @@ def load_arrays(path, check=None):
 
     ``check(manifest)``, when given, runs after the manifest is read and
     before any array is; it refuses the file by raising :class:`ModelFileError`.
-    Raises :class:`ModelFileError` for anything that is not such a file.
+    Raises :class:`ModelFileError` for anything that is not such a file (a NUL byte in ``path`` too),
+    and a TypeError for a ``path`` that is not a path.
     """
-    path = os.fspath(path)
+    path = file_path(path, "load_arrays")
     f, size = _open_regular(path)
     with f:
         _check_end_record(path, f, size)
@@ -246,8 +265,9 @@ def open_regular(path, error=None, what="a file"):
 
     Raises ``FileNotFoundError``, ``IsADirectoryError``, or ``OSError`` (errno ``EINVAL``) for anything else;
     with ``error`` (an exception class), raises ``error("<path>: <reason>")`` instead, ``what`` naming the
-    kind of file expected (e.g. "a model file").
+    kind of file expected (e.g. "a model file"). A NUL byte in ``path`` raises ``ValueError`` (or ``error``).
     """
+    path = file_path(path, "open_regular", error or ValueError)
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         mode = os.fstat(fd).st_mode
@@ -515,11 +535,21 @@ def save_model(path, model, params, input_shape, metadata=None, state=None) -> N
     params or state that do not fit the architecture or hold NaN/Inf, and
     metadata that is not plain JSON.
     """
+    from fnn.initializers import is_shape_only
     from fnn.layers.base import init_state
 
+    path = file_path(path, "save_model", ValueError)
+    if not isinstance(model, layers.Layer):
+        raise TypeError(f"save_model(path, model, params, input_shape, ...) takes a Layer as model, got {type(model).__name__}")
     _check_buildable(model)
-    input_shape = tuple(int(d) for d in input_shape)
+    try:
+        input_shape = tuple(int(d) for d in input_shape)
+    except (TypeError, ValueError):
+        raise TypeError(f"save_model input_shape must be what model.init was given, e.g. (-1, 784); got {input_shape!r:.60}") from None
     check_params(path, params, model.init(None, input_shape)[1])
+    placeholders = [p for p, leaf in tree_flatten(params) if is_shape_only(leaf)]
+    if placeholders:
+        raise ValueError(f"cannot save {path}: params {placeholders[0]} is a shape-only placeholder from init(None, ...): init with a key")
     state = {} if state is None else state
     if model.stateful or state:
         check_params(path, state, init_state(model, input_shape), "state")
@@ -557,6 +587,7 @@ def load_model(path) -> LoadedModel:
     before any array is read, and be finite. The metadata keys fnn reads
     (``classes``, ``preprocessing``, ``dataset``, ``task``) are checked too.
     """
+    path = file_path(path, "load_model")
     built = {}
 
     def check(manifest):
@@ -673,6 +704,6 @@ def check_params(path, params, expected, what="parameters") -> dict:
     return tree_map_with_path(lambda p, _: got[p], expected)
 
 
-__all__ = ["ModelFileError", "OutputError", "LoadedModel", "atomic_write", "check_output", "open_append", "remove_temporaries",
-           "open_regular", "read_regular", "npy_header", "save_arrays", "load_arrays", "save_model", "load_model",
-           "check_params", "check_metadata"]
+__all__ = ["ModelFileError", "OutputError", "LoadedModel", "file_path", "atomic_write", "check_output", "open_append",
+           "remove_temporaries", "open_regular", "read_regular", "npy_header", "save_arrays", "load_arrays", "save_model",
+           "load_model", "check_params", "check_metadata"]

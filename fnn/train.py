@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from fnn import losses, optim, tasks
+from fnn import initializers, losses, optim, tasks
 from fnn.flat import Layout
 from fnn.layers.base import apply_model, vjp_model
 from fnn.tree import tree_add, tree_flatten
@@ -75,6 +75,8 @@ class _StepCore:
 
     def __call__(self, params, batch, key, ws, state):
         x, y, *weights = batch
+        if len(x) != len(y) or not len(x):  # two len() calls: free next to the step
+            raise ValueError(_bad_batch(x, y))
         value, grads, outputs, new_state = _value_and_grad(
             self.model, self.loss, params, x, y, key, ws, weights[0] if weights else None, state
         )
@@ -90,14 +92,38 @@ class _StepCore:
         return (params, opt_state, metrics, new_state) if self.model.stateful else (params, opt_state, metrics)
 
 
+def _bad_batch(x, y) -> str:
+    """Why ``(x, y)`` is no batch: one line for the error."""
+    if np.ndim(x) < 2:
+        return f"a train step takes a batch x shaped (n, features), got x shaped {np.shape(x)}; for one example use x[None]"
+    if not len(x):
+        return f"the batch is empty (x shaped {np.shape(x)})"
+    return f"the batch has {len(x)} inputs but {len(y)} labels (x shaped {np.shape(x)}, y {np.shape(y)})"
+
+
+def check_trainable(params) -> None:
+    """Refuse params that cannot be trained: the shape-only placeholders ``model.init(None, ...)`` gives.
+
+    A step runs it only on params it did not itself return (the first call, or params from elsewhere).
+    """
+    for path, leaf in tree_flatten(params):
+        if initializers.is_shape_only(leaf):
+            raise ValueError(f"params {path} is a shape-only placeholder from init(None, ...) (read-only zeros, no memory): "
+                             "init with a key, e.g. model.init(fnn.random.key(0), in_shape)")
+
+
 def _train_step(model, loss, optimizer, penalty, ws):
     core = _StepCore(model, loss, penalty)
     model_ws, opt_ws, params_ws = ws.child("model"), ws.child("optimizer"), ws.child("params")
+    returned = [None]  # the params the last call gave back: checked once, when they came from elsewhere
 
     def train_step(params, opt_state, batch, key=None, state=None):
+        if params is not returned[0]:
+            check_trainable(params)
         grads, metrics, new_state = core(params, batch, key, model_ws, state)
         updates, opt_state = optimizer.update(grads, opt_state, params, opt_ws)
-        return core.result(optim.apply_updates(params, updates, params_ws), opt_state, metrics, new_state)
+        returned[0] = optim.apply_updates(params, updates, params_ws)
+        return core.result(returned[0], opt_state, metrics, new_state)
 
     return train_step
 
@@ -138,13 +164,18 @@ def make_inplace_train_step(model, loss, optimizer, penalty=None, workspace=None
     return _FlatStep(model, loss, optimizer, penalty, ws)
 
 
+_NOTHING = object()
+
+
 class _FlatStep:
     """The in-place step over flat vectors: see :func:`make_inplace_train_step`."""
 
     def __init__(self, model, loss, optimizer, penalty, ws):
         self.core, self.optimizer, self.ws = _StepCore(model, loss, penalty), optimizer, ws
         self.tree_step = _train_step(model, loss, optimizer, penalty, ws.child("trees"))  # params without one float dtype
-        self.layout = self.params = self.state = None
+        self.layout = self.params = None
+        self.state = _NOTHING  # never an opt_state given (not even None)
+        self.state_views = {}
 
     def __call__(self, params, opt_state, batch, key=None, state=None):
         if params is not self.params and not self._adopt(params):
@@ -162,6 +193,7 @@ class _FlatStep:
 
     def _adopt(self, params) -> bool:
         """Copy ``params`` into the flat parameter vector (a new layout if need be); False if they cannot be laid flat."""
+        check_trainable(params)
         if self.layout is None or not self.layout.fits(params):
             layout = Layout(params)
             if layout.dtype is None:
@@ -173,7 +205,7 @@ class _FlatStep:
             self.grad_views = [leaf for _, leaf in tree_flatten(grad_tree)]
             self.model_ws = Workspace(grads=grad_tree)  # layers write their gradients into the flat vector
             self.views = layout.views(self.flat)
-            self.state_paths = None
+            self.state_views = {}
         self.params = self.views
         self.layout.pack(params, self.flat)
         return True
@@ -182,10 +214,8 @@ class _FlatStep:
         return [leaf for _, leaf in tree_flatten(tree)]
 
     def _flatten_state(self, opt_state):
-        """``opt_state`` with each params-shaped entry packed into a new flat vector."""
-        if self.state_paths is None:
-            self.state_paths = _params_shaped(opt_state, self.layout)
-            self.state_views = {}
+        """``opt_state`` with each params-shaped entry packed into a new flat vector (a state from elsewhere: its own paths)."""
+        self.state_paths = _params_shaped(opt_state, self.layout)
         for path in self.state_paths:
             flat = self.layout.pack(_get(opt_state, path), np.empty(self.layout.size, self.layout.dtype))
             opt_state = _put(opt_state, path, flat)
@@ -208,7 +238,7 @@ def _params_shaped(tree, layout, path=()):
     if not isinstance(tree, dict):
         return []
     if layout.fits(tree):
-        return [path]
+        return [path] if path else []  # a whole state shaped like the params is no optimizer's: left for update to refuse
     return [p for k, v in tree.items() for p in _params_shaped(v, layout, path + (k,))]
 
 

@@ -6,11 +6,9 @@ their output ``y``, which is cheaper.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from fnn.layers.base import Layer, layer, register
+from fnn.layers.base import Layer, layer, real_number, register
 from fnn.workspace import FRESH
 
 
@@ -67,9 +65,7 @@ Identity = register("Identity", elementwise("Identity", lambda x: x, np.ones_lik
 @register("LeakyRelu")
 def LeakyRelu(alpha: float = 0.01) -> Layer:
     """``y = x`` where ``x > 0`` else ``alpha * x``; ``dx = dy * (1 or alpha)``."""
-    alpha = float(alpha)
-    if not math.isfinite(alpha):
-        raise ValueError(f"LeakyRelu alpha must be a finite number, got {alpha}")
+    alpha = real_number(alpha, "LeakyRelu alpha")
 
     def fn(x):
         return np.where(x > 0, x, x * x.dtype.type(alpha))

@@ -39,6 +39,8 @@ take any model use :func:`apply_model` and :func:`vjp_model`, which thread
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -68,6 +70,27 @@ class Layer(NamedTuple):
 def layer(init, apply, vjp, spec, uses_key=False, children=(), state_init=None) -> Layer:
     """Assemble a :class:`Layer` (``vjp`` must accept ``ws`` and ``need_dx``; it may ignore them)."""
     return Layer(init, apply, vjp, spec, uses_key, tuple(children), state_init)
+
+
+def whole_number(value, what: str, low: int = 1) -> int:
+    """``value`` as an int >= ``low``: an int (a NumPy one too) or a float with no fraction; not a bool or a string.
+
+    ``what`` names the argument in the one-line error, e.g. ``"Dense units"``.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{what} must be a whole number >= {low}, got {value!r:.60}")
+    if not (math.isfinite(value) and value == int(value) and value >= low):
+        raise ValueError(f"{what} must be a whole number >= {low}, got {value!r}")
+    return int(value)
+
+
+def real_number(value, what: str) -> float:
+    """``value`` as a finite float (an int, a float or a NumPy number; not a bool or a string), else an error naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{what} must be a finite number, got {value!r:.60}")
+    if not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number, got {value!r}")
+    return float(value)
 
 
 def apply_model(model, params, x, key=None, state=None):
@@ -104,7 +127,13 @@ def serial(*layers: Layer) -> Layer:
 
     ``vjp`` keeps each child's backward closure, so a training step runs
     exactly one forward and one backward pass; child ``i`` writes into ``ws.child("i")``.
+    Each argument must be a :class:`Layer` (``Dense(10)``, ``Relu``), at least one.
     """
+    if not layers:
+        raise ValueError("serial() needs at least one layer, e.g. serial(Dense(128), Relu, Dense(10))")
+    for i, lyr in enumerate(layers):
+        if not isinstance(lyr, Layer):
+            raise TypeError(f"serial takes layers, but argument {i} is {_describe(lyr)}")
     names = [str(i) for i in range(len(layers))]
     uses_key = any(lyr.uses_key for lyr in layers)
     stateful = any(lyr.stateful for lyr in layers)
@@ -163,6 +192,16 @@ def serial(*layers: Layer) -> Layer:
     return layer(init, apply, stateless_vjp, spec, uses_key, layers)
 
 
+def _describe(obj) -> str:
+    """What a non-layer given to ``serial`` is, and what to pass instead."""
+    name = getattr(obj, "__name__", None)
+    if callable(obj) and name and REGISTRY.get(name) is obj:
+        return f"the factory {name}, not a layer: call it, e.g. {name}(...) (Dense(10), Dropout(0.5))"
+    if callable(obj) and name:
+        return f"the function {name}, not a layer: pass a Layer, e.g. Dense(10) or Relu (call a factory to get one)"
+    return f"{obj!r:.60} ({type(obj).__name__}), not a layer: pass a Layer, e.g. Dense(10) or Relu"
+
+
 # ---------------------------------------------------------------- rebuilding layers from specs
 
 #: Layer names a spec may use: a factory (``Dense``) or a layer (``Relu``). Nothing else is ever built.
@@ -187,7 +226,10 @@ def build(spec) -> Layer:
     if kind == "serial":
         if set(args) != {"layers"} or not isinstance(args["layers"], list):
             raise SpecError("a serial spec must have exactly a 'layers' list")
-        return serial(*(build(s) for s in args["layers"]))
+        children = [build(s) for s in args["layers"]]
+        if not children:
+            raise SpecError("a serial spec must list at least one layer")
+        return serial(*children)
     factory = REGISTRY[kind]
     if isinstance(factory, Layer):
         if args:

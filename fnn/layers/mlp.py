@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fnn.layers.activations import LeakyRelu, Relu, Sigmoid, Tanh
-from fnn.layers.base import Layer, serial
+from fnn.layers.base import Layer, real_number, serial, whole_number
 from fnn.layers.dense import Dense
 from fnn.layers.regularization import Dropout
 
@@ -20,10 +20,11 @@ def mlp(sizes, activation="relu", dropout=0.0, w_init=None) -> Layer:
     ``dropout > 0`` adds ``Dropout`` after every hidden activation. ``w_init``
     defaults to He for ReLU-like activations and Glorot for sigmoid/tanh.
     """
-    sizes = [int(s) for s in sizes]
-    if len(sizes) < 2 or min(sizes) < 1:
-        raise ValueError(f"mlp needs at least two sizes, all >= 1; got {sizes}")
-    if activation not in ACTIVATIONS:
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) < 2:
+        raise ValueError(f"mlp needs a list of at least two layer sizes, e.g. [784, 128, 10]; got {sizes!r:.60}")
+    sizes = [whole_number(s, f"mlp sizes[{i}]") for i, s in enumerate(sizes)]
+    dropout = real_number(dropout, "mlp dropout")
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}; choose from {', '.join(ACTIVATIONS)}")
     w_init = w_init or DEFAULT_INIT[activation]
     hidden = []

@@ -45,14 +45,14 @@ import numbers
 import numpy as np
 
 from fnn import initializers, random
-from fnn.layers.base import Layer, layer, register
+from fnn.layers.base import Layer, layer, real_number, register
 from fnn.workspace import FRESH
 
 
 @register("BatchNorm")
 def BatchNorm(momentum: float = 0.9, eps: float = 1e-5) -> Layer:
     """Batch normalization over the last axis (see the module docstring); ``0 <= momentum <= 1``, ``eps > 0``."""
-    momentum, eps = float(momentum), float(eps)
+    momentum, eps = real_number(momentum, "BatchNorm momentum"), real_number(eps, "BatchNorm eps")
     if not 0.0 <= momentum <= 1.0:
         raise ValueError(f"BatchNorm momentum must be in [0, 1], got {momentum}")
     if not (math.isfinite(eps) and eps > 0):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from fnn import random
-from fnn.layers.base import Layer, layer, register
+from fnn.layers.base import Layer, layer, real_number, register
 from fnn.workspace import FRESH
 
 
@@ -16,7 +16,7 @@ def Dropout(rate: float) -> Layer:
     Without a key it is the identity. The mask comes from the key alone, so
     backward uses the same one: ``dx = dy * mask / (1 - rate)``.
     """
-    rate = float(rate)
+    rate = real_number(rate, "dropout rate")
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
 
