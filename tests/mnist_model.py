@@ -18,7 +18,14 @@ _trained = {}
 
 
 def train(arch, epochs, path, seed=0):
-    """Train an MLP ``arch`` on MNIST for ``epochs`` and save it to ``path``; returns its test accuracy."""
+    """Train an MLP ``arch`` on MNIST for ``epochs`` (one BLAS thread) and save it to ``path``; returns its test accuracy."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return _train(arch, epochs, path, seed)
+
+
+def _train(arch, epochs, path, seed):
     data = datasets.load("mnist")
     model = fnn.mlp(arch)
     _, params = model.init(random.key(seed), (-1, 784))
