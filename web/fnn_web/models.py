@@ -239,7 +239,7 @@ def confusion(served: ServedModel) -> dict:
     matrix = fnn.metrics.confusion_matrix(y[keep], pred[keep], k)
     n = int(matrix.sum())
     return {"matrix": matrix.tolist(), "n": n, "accuracy": round(float(np.trace(matrix)) / n, 6) if n else None,
-            "source": f"the {Path(served.data).name} test split"}
+            "source": f"the {served.dataset or Path(served.data).name} test split"}
 
 
 def _evaluated(path: Path, k: int) -> dict | None:

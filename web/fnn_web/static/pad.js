@@ -362,7 +362,8 @@
         const li = document.createElement("li");
         const thumb = document.createElement("canvas");
         thumb.className = "thumb";
-        thumb.setAttribute("aria-hidden", "true");
+        thumb.setAttribute("role", "img");
+        thumb.setAttribute("aria-label", `What ${e.model} saw`);
         showPreview(thumb, e.preview, e.view);
         const text = document.createElement("div");
         const what = document.createElement("strong");
