@@ -231,3 +231,21 @@ def test_predict_and_the_pad_preprocess_a_photo_alike(tmp_path, fashion):
     assert np.allclose(sorted(t["probability"] for t in row["top"]), sorted(pad["probabilities"]), atol=1e-6)
     assert inference.blank_rows(np.zeros((1, 784), np.float32), loaded.metadata) == ["nothing to see"]
     assert inference.blank_rows(np.full((1, 3072), 0.3, np.float32), {}) == ["nothing to see"]
+
+
+def test_fit_cli_takes_preprocessing_and_refuses_one_that_does_not_fit(tmp_path):
+    from click.testing import CliRunner
+
+    from fnn_cli.main import cli
+
+    x = np.random.default_rng(0).integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+    np.savez(tmp_path / "p.npz", x=x, y=np.arange(40) % 4)
+    common = ["fit", "--dataset", str(tmp_path / "p.npz"), "--arch", "3072,4", "--epochs", "1", "--quiet", "--threads", "1"]
+    r = CliRunner().invoke(cli, [*common, "--preprocessing", "none", "--out", str(tmp_path / "run")])
+    assert r.exit_code == 0, r.output
+    assert fnn.load_model(tmp_path / "run" / "model.npz").metadata["preprocessing"]["kind"] == "none"
+    r = CliRunner().invoke(cli, [*common, "--preprocessing", "fashion", "--out", str(tmp_path / "bad")])
+    assert r.exit_code == 2 and "preprocessing 'fashion' does not fit p" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "bad").exists()
+    r = CliRunner().invoke(cli, [*common, "--preprocessing", "jpeg"])
+    assert r.exit_code == 2 and "'jpeg' is not one of" in r.output

@@ -134,10 +134,10 @@ class FitConfig:
     seed: int = attrs.field(default=0, validator=_whole(0))
     standardize: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     grayscale: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
-    diagnostics: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     #: How the pad and ``fnn-cli predict`` preprocess images for the model (:mod:`fnn.serving.pipelines`):
     #: digits, fashion, rgb32 or none; None: by the dataset (mnist, fashion-mnist, cifar10), else by the input size.
     preprocessing: str | None = attrs.field(default=None, validator=_optional(_one_of(KINDS)))
+    diagnostics: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
 
     @init.validator
     def _check_init(self, attribute, value):
