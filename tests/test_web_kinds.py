@@ -104,6 +104,21 @@ def test_cifar_shaped_uploads_get_the_answers_of_the_stored_pixels(client, app):
     assert np.array(answers[0]["preview"]).shape == (32, 32, 3)
 
 
+def test_fnn_cli_predict_reads_a_photo_as_the_pad_does(client, kind_models, tmp_path):  # noqa: F811
+    from click.testing import CliRunner
+
+    from fnn_cli.main import cli
+
+    x, _ = synthetic_cifar(3, seed=7)
+    for i, item in enumerate(x):
+        (tmp_path / f"{i}.png").write_bytes(png(np.asarray(Image.fromarray(item).resize((70, 90)))))
+    r = CliRunner().invoke(cli, ["predict", str(kind_models["shapes"]), *(str(tmp_path / f"{i}.png") for i in range(3)), "--json"])
+    assert r.exit_code == 0, r.output
+    for i, row in enumerate(json.loads(r.output)):
+        a = client.post("/api/predict", json={"image": data_url((tmp_path / f"{i}.png").read_bytes()), "model": "shapes"}).json
+        assert row["top"][0]["class"] == a["class"] and row["top"][0]["probability"] == pytest.approx(a["confidence"], abs=1e-6)
+
+
 def test_models_list_kinds_groups_and_summaries(client, kind_models):  # noqa: F811
     m = client.get("/api/models").json
     by_name = {d["name"]: d for d in m["models"]}

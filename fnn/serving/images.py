@@ -251,7 +251,7 @@ def decode_image(data: bytes):
 
     Checked and turned upright by :func:`open_image`, so ``(H, W)`` is the upright size.
     """
-    return _to_arrays(open_image(data))
+    return _converted(open_image(data), _to_arrays)
 
 
 def decode_rgb(data: bytes):
@@ -259,7 +259,15 @@ def decode_rgb(data: bytes):
 
     Checked and turned upright as :func:`decode_image`; a gray image gives three equal channels.
     """
-    return _to_rgb(open_image(data))
+    return _converted(open_image(data), _to_rgb)
+
+
+def _converted(im, convert):
+    """``convert(im)``, with whatever Pillow raises converting a strange mode named as an :class:`ImageError`."""
+    try:
+        return convert(im)
+    except (OSError, ValueError) as e:
+        raise ImageError(f"cannot convert the {im.format or ''} image of mode {im.mode} ({type(e).__name__}: {e})") from None
 
 
 def _to_arrays(im):
@@ -343,10 +351,14 @@ def image_to_mnist(image):
     """
     if isinstance(image, (bytes, bytearray, memoryview)):
         return to_mnist(*decode_image(image))
-    return to_mnist(*_split_array(image))
+    return to_mnist(*split_gray_array(image))
 
 
-def _split_array(a):
+def split_gray_array(a):
+    """An image array ``(H, W)`` or ``(H, W, 1|3|4)`` (uint8, or floats in [0, 1]) -> ``(gray, alpha or None)`` float32.
+
+    Colour becomes BT.601 luma; a 4th channel is alpha. :class:`ImageError` for anything else.
+    """
     a = np.asarray(a)
     if a.dtype.kind not in "uif" or a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3, 4)):
         raise ImageError(f"expected an (H, W) or (H, W, 1|3|4) numeric array, got {a.dtype}{a.shape}")
@@ -381,7 +393,7 @@ def to_mnist(gray, alpha=None):
     top, left, bottom, right = info["bbox"] = bounding_box(ink >= INK * contrast)
     crop = ink[top:bottom, left:right] * np.float32(1 / contrast)
     crop[crop < INK] = 0  # background noise (JPEG artefacts, paper texture) and negative values
-    reason = _too_little(bottom - top, right - left, float(crop.sum()), h, w)
+    reason = too_little(bottom - top, right - left, float(crop.sum()), h, w)
     if reason:
         return _blank(info, reason)
     return place(scale_to_box(crop)).reshape(-1), info
@@ -436,11 +448,11 @@ def blank_reasons(batch) -> list:
     width = np.where(cols.any(1), w - cols[:, ::-1].argmax(1) - cols.argmax(1), 0)
     mass = np.where(ink, batch, 0).sum(axis=(1, 2), dtype=np.float64)
     peak = batch.reshape(n, -1).max(axis=1)
-    return ["nothing drawn" if p < MIN_CONTRAST else _too_little(a, b, m, h, w)
+    return ["nothing drawn" if p < MIN_CONTRAST else too_little(a, b, m, h, w)
             for p, a, b, m in zip(peak.tolist(), height.tolist(), width.tolist(), mass.tolist())]
 
 
-def _too_little(height, width, mass, h, w):
+def too_little(height, width, mass, h, w):
     """The near-blank test: ink spanning ``height`` x ``width`` with total ``mass`` in an ``h`` x ``w`` image."""
     if max(height, width) < MIN_EXTENT * max(h, w) or mass < MIN_MASS * h * w:
         return "too little ink to read"
@@ -496,6 +508,8 @@ __all__ = [
     "load_image_file",
     "image_to_mnist",
     "to_mnist",
+    "split_gray_array",
+    "too_little",
     "flatten_alpha",
     "border",
     "bounding_box",

@@ -25,8 +25,10 @@ class InputError(ValueError):
 
 
 def features_of(loaded) -> int:
-    """Input width of a loaded model (``input_shape[-1]``)."""
-    return int(loaded.input_shape[-1])
+    """Input width of a loaded model: the numbers in one example (``prod(input_shape[1:])``)."""
+    import math
+
+    return math.prod(int(d) for d in loaded.input_shape[1:])
 
 
 def standardize(x, metadata):

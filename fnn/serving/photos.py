@@ -60,7 +60,7 @@ def image_to_fashion(image):
     """
     if isinstance(image, (bytes, bytearray, memoryview)):
         return to_fashion(*images.decode_image(image))
-    return to_fashion(*images._split_array(image))
+    return to_fashion(*images.split_gray_array(image))
 
 
 def to_fashion(gray, alpha=None):
@@ -83,7 +83,7 @@ def to_fashion(gray, alpha=None):
         return _blank(info, "nothing to see")
     top, left, bottom, right = info["bbox"] = images.bounding_box(ink >= EDGE * peak)
     crop = ink[top:bottom, left:right]
-    if images._too_little(bottom - top, right - left, float(crop[crop >= EDGE * peak].sum()) / peak, h, w):
+    if images.too_little(bottom - top, right - left, float(crop[crop >= EDGE * peak].sum()) / peak, h, w):
         return _blank(info, "too small to read")
     small = resize(crop, FASHION_SIDE / max(crop.shape))
     return centre(small, FASHION_SIDE).reshape(-1), info

@@ -109,7 +109,7 @@ class Pipeline(NamedTuple):
         if isinstance(image, (bytes, bytearray, memoryview)):
             a, alpha = (images.decode_rgb if colour else images.decode_image)(image)
         else:
-            a, alpha = (photos.split_rgb_array if colour else images._split_array)(image)
+            a, alpha = (photos.split_rgb_array if colour else images.split_gray_array)(image)
         if alpha is not None:
             a = a * (alpha[..., None] if colour else alpha)
         h, w = self.image_shape[:2]
