@@ -641,7 +641,8 @@ def check_metadata(path, metadata, features, outputs) -> None:
 
     ``classes``: one name per output; ``preprocessing``: ``mean``/``std``
     both absent or both finite (one number, or one per input feature), with
-    ``std > 0``, and ``grayscale`` a boolean; ``dataset``: a name.
+    ``std > 0``, ``grayscale`` a boolean and ``kind`` one of :data:`fnn.serving.pipelines.KINDS`
+    (or the whole of it one of those names); ``dataset``: a name.
     """
     classes = metadata.get("classes")
     names = 2 if outputs == 1 else outputs  # a binary model: one logit, two classes
@@ -658,9 +659,17 @@ def check_metadata(path, metadata, features, outputs) -> None:
             tasks.from_name(metadata["task"])
         except ValueError as e:
             raise ModelFileError(f"{path}: metadata 'task': {e}") from None
+    from fnn.serving.pipelines import KINDS
+
     prep = metadata.get("preprocessing") or {}
+    if isinstance(prep, str) and prep not in KINDS:
+        raise ModelFileError(f"{path}: metadata 'preprocessing' {prep!r:.40} is not one of {', '.join(KINDS)}")
+    prep = preprocessing_of(metadata)
     if not isinstance(prep, dict) or not isinstance(prep.get("grayscale", False), bool):
-        raise ModelFileError(f"{path}: metadata 'preprocessing' must be an object (grayscale true or false)")
+        raise ModelFileError(f"{path}: metadata 'preprocessing' must be an object (grayscale true or false) or one of "
+                             f"{', '.join(KINDS)}")
+    if prep.get("kind") is not None and prep["kind"] not in KINDS:
+        raise ModelFileError(f"{path}: metadata 'preprocessing' kind {prep['kind']!r:.40} is not one of {', '.join(KINDS)}")
     mean, std = prep.get("mean"), prep.get("std")
     if mean is None and std is None:
         return
@@ -673,13 +682,20 @@ def check_metadata(path, metadata, features, outputs) -> None:
             raise ModelFileError(f"{path}: preprocessing std must be > 0")
 
 
+def preprocessing_of(metadata):
+    """A model's ``preprocessing`` metadata as an object: ``{"kind": name}`` when it is given as a bare name
+    (``"digits"``, ``"fashion"``, ``"rgb32"``, ``"none"``: see :mod:`fnn.serving.pipelines`), ``{}`` when absent."""
+    prep = (metadata or {}).get("preprocessing") or {}
+    return {"kind": prep} if isinstance(prep, str) else prep
+
+
 def standardization(metadata) -> tuple:
     """``(mean, std)`` float32 arrays from a loaded model's ``preprocessing`` metadata, or ``(None, None)``.
 
     :func:`check_metadata` has vetted them at load: both finite, ``std > 0``,
     one number or one per input feature. A model's input is ``(x - mean) / std``.
     """
-    prep = (metadata or {}).get("preprocessing") or {}
+    prep = preprocessing_of(metadata)
     if prep.get("mean") is None:
         return None, None
     return np.asarray(prep["mean"], np.float32), np.asarray(prep["std"], np.float32)
@@ -706,4 +722,4 @@ def check_params(path, params, expected, what="parameters") -> dict:
 
 __all__ = ["ModelFileError", "OutputError", "LoadedModel", "file_path", "atomic_write", "check_output", "open_append",
            "remove_temporaries", "open_regular", "read_regular", "npy_header", "save_arrays", "load_arrays", "save_model",
-           "load_model", "check_params", "check_metadata"]
+           "load_model", "check_params", "check_metadata", "preprocessing_of", "standardization"]

@@ -62,11 +62,13 @@ def test_fit_ends_with_the_next_commands_for_its_own_run_folder(run_with_space):
     assert i + 2 == len(lines)
 
 
-def test_next_commands_offer_the_pad_only_for_28x28_models():
+def test_next_commands_offer_the_pad_only_for_models_it_serves():
     from fnn_cli.fit import next_commands
 
     assert next_commands("runs/a b", {"arch": [784, 10]}) == ["fnn-cli evaluate 'runs/a b'", "fnn-cli serve --models 'runs/a b'"]
-    assert next_commands("runs/c", {"arch": [3072, 10]}) == ["fnn-cli evaluate runs/c"]
+    assert next_commands("runs/c", {"arch": [3072, 10]}) == ["fnn-cli evaluate runs/c", "fnn-cli serve --models runs/c"]
+    assert next_commands("runs/d", {"arch": [1024, 10], "dataset": "cifar10"})[1:] == ["fnn-cli serve --models runs/d"]
+    assert next_commands("runs/e", {"arch": [100, 10]}) == ["fnn-cli evaluate runs/e"]
 
 
 def test_evaluate_prints_the_path_of_the_report_it_wrote(cli_runner, cli_app, run_with_space):

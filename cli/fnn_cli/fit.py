@@ -11,6 +11,7 @@ import click
 
 from fnn import optim
 from fnn.layers import ACTIVATIONS
+from fnn.serving.pipelines import KINDS
 from fnn.training import runs
 from fnn.training.callbacks import ProgressBar
 from fnn.training.config import SCHEDULES, ConfigError, FitConfig, load_config
@@ -55,6 +56,8 @@ OPTIONS = [
     ("--early-stopping", WholeNumber(1), "Stop after PATIENCE epochs without val-loss improvement; keep the best."),
     ("--min-delta", click.FloatRange(0), "Smallest val-loss drop that counts as improvement. [default: 0]"),
     ("--seed", WholeNumber(0), "Seed for init, split, shuffling and dropout. [default: 0]"),
+    ("--preprocessing", click.Choice(KINDS), "How the pad and predict read images for the model: digits (MNIST's), fashion "
+     "(Fashion-MNIST's), rgb32 (CIFAR-10's), none (as they are). [default: by dataset, else by input size]"),
 ]
 
 
@@ -122,10 +125,14 @@ class Progress(ProgressBar):
 
 
 def next_commands(run, summary) -> list:
-    """What to run after training ``run``: evaluate it, and serve it on the pad when it takes 28x28 images."""
+    """What to run after training ``run``: evaluate it, and serve it on the pad when it takes images the pad reads
+    (28x28 digits or clothing, 32x32 photos)."""
+    from fnn.serving.pipelines import default_kind
+
     quoted = shlex.quote(str(run))
     lines = [f"fnn-cli evaluate {quoted}"]
-    if (summary.get("arch") or [None])[0] == 784:
+    inputs = (summary.get("arch") or [None])[0]
+    if default_kind(summary.get("dataset"), inputs, grayscale=inputs == 1024) != "none":
         lines.append(f"fnn-cli serve --models {quoted}")
     return lines
 

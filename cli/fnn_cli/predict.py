@@ -13,7 +13,7 @@ from fnn_cli.common import WholeNumber, fail
 @click.option("--top-k", "-k", type=WholeNumber(1), default=3, show_default=True, help="How many labels per input.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def predict(model, files, top_k, as_json):
-    """Predict labels for PNG/JPEG images (MNIST-style preprocessing, as on the pad) or .npy arrays.
+    """Predict labels for PNG/JPEG images (preprocessed as the model's dataset was, as on the pad) or .npy arrays.
 
     A blank input (nothing drawn, too little ink, all zeros) is reported as blank, not labelled.
 

@@ -230,11 +230,15 @@ def reserve_files(connection_limit: int) -> None:
 @click.option("--body-timeout", type=Seconds(), default=30.0, show_default=True,
               help="Seconds a request's body may take after its headers (the pad's bodies are at most 1 MB).")
 def serve(models, host, port, threads, connection_limit, header_timeout, body_timeout):
-    """Serve the drawing pad and its JSON API (POST /api/predict, GET /api/models, /api/sample, /healthz).
+    """Serve the pad and its JSON API (POST /api/predict, GET /api/models[/NAME], /api/sample, /healthz).
+
+    Digit models get a drawing canvas, Fashion-MNIST and CIFAR-10 models a photo box; each model's
+    images are preprocessed as its dataset was.
 
     \b
     Example:
       fnn-cli serve --models runs/mnist-784-128-64-10-20261130-120000 --port 8000
+      fnn-cli serve --models runs/mnist-a,runs/fashion-b,cifar.npz
     """
     from fnn.training import runs
 

@@ -143,7 +143,7 @@ def transform_for(metadata: dict):
     from fnn import serialization
 
     mean, std = serialization.standardization(metadata)
-    grayscale = bool(((metadata or {}).get("preprocessing") or {}).get("grayscale", False))
+    grayscale = bool(serialization.preprocessing_of(metadata).get("grayscale", False))
     return datasets.make_transform(grayscale=grayscale, mean=mean, std=std)
 
 

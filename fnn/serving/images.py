@@ -253,14 +253,13 @@ def upright(im):
     return im if method is None else im.transpose(Image.Transpose[method])
 
 
-def decode_image(data: bytes):
-    """Decode PNG or JPEG bytes into ``(gray, alpha)``: float32 ``(H, W)`` in [0, 1]; ``alpha`` is None if opaque.
+def open_image(data: bytes):
+    """PNG or JPEG bytes -> a loaded, upright Pillow image, after every check below.
 
     The size is checked from the header before decoding (:func:`header_size`),
     and again from Pillow's own reading of the header before ``load()``; the
     decoder's work is bounded before it starts (:func:`check_work`); the image
-    is turned upright as its EXIF orientation says (:func:`upright`), so
-    ``(H, W)`` is the upright size.
+    is turned upright as its EXIF orientation says (:func:`upright`).
     """
     from PIL import Image
 
@@ -276,18 +275,42 @@ def decode_image(data: bytes):
             raise ImageError(f"{fmt} header says {w}x{h} but the image is {im.size[0]}x{im.size[1]}")
         check_size(*im.size)
         im.load()
-        return _to_arrays(upright(im))
+        return upright(im)
     except ImageError:
         raise
     except (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error, Image.DecompressionBombError) as e:
         raise ImageError(f"cannot decode the {fmt} image ({type(e).__name__}: {e})") from None
 
 
+def decode_image(data: bytes):
+    """Decode PNG or JPEG bytes into ``(gray, alpha)``: float32 ``(H, W)`` in [0, 1]; ``alpha`` is None if opaque.
+
+    Checked and turned upright by :func:`open_image`, so ``(H, W)`` is the upright size.
+    """
+    return _converted(open_image(data), _to_arrays)
+
+
+def decode_rgb(data: bytes):
+    """Decode PNG or JPEG bytes into ``(rgb, alpha)``: float32 ``(H, W, 3)`` and ``(H, W)`` (None if opaque), in [0, 1].
+
+    Checked and turned upright as :func:`decode_image`; a gray image gives three equal channels.
+    """
+    return _converted(open_image(data), _to_rgb)
+
+
+def _converted(im, convert):
+    """``convert(im)``, with whatever Pillow raises converting a strange mode named as an :class:`ImageError`."""
+    try:
+        return convert(im)
+    except (OSError, ValueError) as e:
+        raise ImageError(f"cannot convert the {im.format or ''} image of mode {im.mode} ({type(e).__name__}: {e})") from None
+
+
 def _to_arrays(im):
     """A loaded Pillow image -> ``(gray, alpha or None)``, float32 in [0, 1]."""
     if im.mode.startswith("I"):  # 16-bit grayscale PNG; Pillow's convert("L") would clip it
         return np.clip(np.asarray(im, np.float32) / 65535.0, 0.0, 1.0), None
-    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
+    if _has_alpha(im):
         im = (im if im.mode in ("RGBA", "LA") else im.convert("RGBA")).convert("LA")
     else:
         im = im.convert("L")
@@ -297,6 +320,21 @@ def _to_arrays(im):
     return _unit(a[..., 0]), _unit(a[..., 1])
 
 
+def _to_rgb(im):
+    """A loaded Pillow image -> ``(rgb (H, W, 3), alpha or None)``, float32 in [0, 1]."""
+    if im.mode.startswith("I"):
+        gray = np.clip(np.asarray(im, np.float32) / 65535.0, 0.0, 1.0)
+        return np.repeat(gray[..., None], 3, axis=2), None
+    a = np.asarray(im.convert("RGBA") if _has_alpha(im) else im.convert("RGB"))
+    if a.shape[2] == 3 or a[..., 3].min() == 255:
+        return _unit(a[..., :3]), None
+    return _unit(a[..., :3]), _unit(a[..., 3])
+
+
+def _has_alpha(im) -> bool:
+    return im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
+
+
 def _unit(u8):
     """uint8 -> contiguous float32 in [0, 1]."""
     out = u8.astype(np.float32)
@@ -304,8 +342,8 @@ def _unit(u8):
     return out
 
 
-def load_image_file(path):
-    """Read a PNG or JPEG file and preprocess it: ``(x (784,) float32, info)`` as :func:`image_to_mnist`."""
+def read_image_file(path) -> bytes:
+    """The bytes of an image file, at most ``MAX_FILE_BYTES``; :class:`ImageError` names the file otherwise."""
     from fnn.serialization import open_regular
 
     path = os.fspath(path)
@@ -316,10 +354,16 @@ def load_image_file(path):
         raise ImageError(f"{path}: cannot read ({e.strerror})") from None
     if len(data) > MAX_FILE_BYTES:
         raise ImageError(f"{path}: larger than {MAX_FILE_BYTES >> 20} MB")
+    return data
+
+
+def load_image_file(path):
+    """Read a PNG or JPEG file and preprocess it: ``(x (784,) float32, info)`` as :func:`image_to_mnist`."""
+    data = read_image_file(path)
     try:
         return image_to_mnist(data)
     except ImageError as e:
-        raise ImageError(f"{path}: {e}") from None
+        raise ImageError(f"{os.fspath(path)}: {e}") from None
 
 
 # ---------------------------------------------------------------- preprocessing
@@ -343,10 +387,14 @@ def image_to_mnist(image):
     """
     if isinstance(image, (bytes, bytearray, memoryview)):
         return to_mnist(*decode_image(image))
-    return to_mnist(*_split_array(image))
+    return to_mnist(*split_gray_array(image))
 
 
-def _split_array(a):
+def split_gray_array(a):
+    """An image array ``(H, W)`` or ``(H, W, 1|3|4)`` (uint8, or floats in [0, 1]) -> ``(gray, alpha or None)`` float32.
+
+    Colour becomes BT.601 luma; a 4th channel is alpha. :class:`ImageError` for anything else.
+    """
     a = np.asarray(a)
     if a.dtype.kind not in "uif" or a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3, 4)):
         raise ImageError(f"expected an (H, W) or (H, W, 1|3|4) numeric array, got {a.dtype}{a.shape}")
@@ -369,16 +417,10 @@ def to_mnist(gray, alpha=None):
     h, w = gray.shape
     info = {"blank": False, "reason": None, "inverted": False, "bbox": None, "size": [int(h), int(w)]}
     if alpha is not None:
-        weight = float(alpha.sum())
-        if weight * 255 < 1:  # fully transparent
+        if float(alpha.sum()) * 255 < 1:  # fully transparent
             return _blank(info, "nothing drawn")
-        # Flatten onto white if the visible content is dark, onto black if it is light.
-        if float(np.vdot(gray, alpha)) / weight < 0.5:
-            gray = (gray - 1) * alpha + 1
-        else:
-            gray = gray * alpha
-    border = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
-    level = np.float32(np.median(border))
+        gray = flatten_alpha(gray, alpha)
+    level = np.float32(np.median(border(gray)))
     info["inverted"] = bool(level > 0.5)  # dark ink on a light background
     ink = level - gray if info["inverted"] else gray - level
     contrast = float(ink.max())
@@ -387,10 +429,23 @@ def to_mnist(gray, alpha=None):
     top, left, bottom, right = info["bbox"] = bounding_box(ink >= INK * contrast)
     crop = ink[top:bottom, left:right] * np.float32(1 / contrast)
     crop[crop < INK] = 0  # background noise (JPEG artefacts, paper texture) and negative values
-    reason = _too_little(bottom - top, right - left, float(crop.sum()), h, w)
+    reason = too_little(bottom - top, right - left, float(crop.sum()), h, w)
     if reason:
         return _blank(info, reason)
     return place(scale_to_box(crop)).reshape(-1), info
+
+
+def flatten_alpha(gray, alpha):
+    """``gray`` ``(H, W)`` seen through ``alpha`` (not fully transparent), flattened onto a background that contrasts
+    with it: onto white if the visible content is dark, onto black if it is light."""
+    if float(np.vdot(gray, alpha)) / float(alpha.sum()) < 0.5:
+        return (gray - 1) * alpha + 1
+    return gray * alpha
+
+
+def border(gray):
+    """The outermost pixels of ``gray`` ``(H, W)``, once each: where the background shows."""
+    return np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
 
 
 def bounding_box(mask) -> list:
@@ -429,11 +484,11 @@ def blank_reasons(batch) -> list:
     width = np.where(cols.any(1), w - cols[:, ::-1].argmax(1) - cols.argmax(1), 0)
     mass = np.where(ink, batch, 0).sum(axis=(1, 2), dtype=np.float64)
     peak = batch.reshape(n, -1).max(axis=1)
-    return ["nothing drawn" if p < MIN_CONTRAST else _too_little(a, b, m, h, w)
+    return ["nothing drawn" if p < MIN_CONTRAST else too_little(a, b, m, h, w)
             for p, a, b, m in zip(peak.tolist(), height.tolist(), width.tolist(), mass.tolist())]
 
 
-def _too_little(height, width, mass, h, w):
+def too_little(height, width, mass, h, w):
     """The near-blank test: ink spanning ``height`` x ``width`` with total ``mass`` in an ``h`` x ``w`` image."""
     if max(height, width) < MIN_EXTENT * max(h, w) or mass < MIN_MASS * h * w:
         return "too little ink to read"
@@ -482,10 +537,17 @@ __all__ = [
     "png_chunks",
     "orientation",
     "upright",
+    "open_image",
     "decode_image",
+    "decode_rgb",
+    "read_image_file",
     "load_image_file",
     "image_to_mnist",
     "to_mnist",
+    "split_gray_array",
+    "too_little",
+    "flatten_alpha",
+    "border",
     "bounding_box",
     "blank_reason",
     "blank_reasons",

@@ -1,4 +1,4 @@
-"""Predictions for files: images (PNG/JPEG, preprocessed like MNIST) and ``.npy`` arrays.
+"""Predictions for files: images (PNG/JPEG, preprocessed as the model's data were: :mod:`fnn.serving.pipelines`) and ``.npy`` arrays.
 
 >>> import fnn, numpy as np
 >>> model = fnn.mlp([4, 3])
@@ -25,8 +25,10 @@ class InputError(ValueError):
 
 
 def features_of(loaded) -> int:
-    """Input width of a loaded model (``input_shape[-1]``)."""
-    return int(loaded.input_shape[-1])
+    """Input width of a loaded model: the numbers in one example (``prod(input_shape[1:])``)."""
+    import math
+
+    return math.prod(int(d) for d in loaded.input_shape[1:])
 
 
 def standardize(x, metadata):
@@ -77,40 +79,55 @@ def read_npy(path, features: int):
     return x
 
 
+def pipeline_of(loaded):
+    """The model's :class:`fnn.serving.pipelines.Pipeline`; :class:`InputError` when its metadata declares one that does not fit."""
+    from fnn.serving import pipelines
+
+    try:
+        return pipelines.pipeline_for(loaded.metadata, loaded.input_shape)
+    except pipelines.PipelineError as e:
+        raise InputError(f"the model's preprocessing: {e}") from None
+
+
 def read_inputs(path, loaded):
-    """``(x (n, features) float32, info)`` for one file; images get MNIST-style preprocessing."""
-    from fnn.serving import images
+    """``(x (n, ...) float32, info)`` for one file, as the model takes it: images get the model's preprocessing
+    (the pad's, :mod:`fnn.serving.pipelines`), arrays its stored standardization."""
+    from fnn.serving import images, pipelines
 
     path = os.fspath(path)
     features = features_of(loaded)
     if path.lower().endswith(IMAGE_SUFFIXES):
-        if features != 784:
-            raise InputError(f"{path}: images are preprocessed to 28x28 = 784 features, but the model takes {features}")
+        pipeline = pipeline_of(loaded)
         try:
-            x, info = images.load_image_file(path)
+            data = images.read_image_file(path)
+            x, info = pipeline.preprocess(data)
         except images.ImageError as e:
-            raise InputError(str(e)) from None
-        return standardize(x[None, :], loaded.metadata), [info]
+            raise InputError(str(e) if str(e).startswith(path) else f"{path}: {e}") from None
+        except pipelines.PipelineError as e:
+            raise InputError(f"{path}: {e}; give .npy arrays") from None
+        return pipeline.to_model(x[None]), [info]
     if path.lower().endswith(".npy"):
         x = read_npy(path, features)
-        infos = [{"blank": r is not None, "reason": r} for r in blank_rows(x, loaded.metadata)]
-        return standardize(x, loaded.metadata), infos
+        infos = [{"blank": r is not None, "reason": r} for r in blank_rows(x, loaded.metadata, loaded.input_shape)]
+        return standardize(x, loaded.metadata).reshape(len(x), *loaded.input_shape[1:]), infos
     raise InputError(f"{path}: unsupported file type; give PNG/JPEG images or .npy arrays")
 
 
-def blank_rows(x, metadata) -> list:
+def blank_rows(x, metadata, input_shape=None) -> list:
     """Why each row of ``x`` ``(n, features)`` (before standardization) is blank, or None, as the pad judges.
 
-    A model of grayscale images (``preprocessing.image_shape`` ``(H, W)``, or 784 features)
-    gets the pad's ink test (:func:`fnn.serving.images.blank_reasons`: nothing drawn, or too
-    little ink to read); any other model only calls an all-zero row blank.
+    The model's pipeline (:mod:`fnn.serving.pipelines`, from its metadata and ``input_shape``, by
+    default ``(-1, features)``) decides: digits get the pad's ink test (nothing drawn, or too little
+    ink to read), clothing the same test, photos a test for one flat colour; any other model only
+    calls an all-zero row blank.
     """
-    from fnn.serving import images
+    from fnn.serving import pipelines
 
-    shape = (metadata.get("preprocessing") or {}).get("image_shape") or ([28, 28] if x.shape[1] == 784 else None)
-    if shape is not None and len(shape) == 2 and shape[0] * shape[1] == x.shape[1]:
-        return images.blank_reasons(x.reshape(len(x), *shape))
-    return ["all zeros" if z else None for z in (~x.any(axis=1)).tolist()]
+    try:
+        pipeline = pipelines.pipeline_for(metadata, input_shape or (-1, x.shape[1]))
+    except pipelines.PipelineError:
+        pipeline = pipelines.Pipeline("none", None, (-1, x.shape[1]))
+    return pipeline.blank_reasons(x)
 
 
 def top_k(probs, k, classes=None):

@@ -22,6 +22,7 @@ import attrs
 
 from fnn import optim
 from fnn.layers import ACTIVATIONS
+from fnn.serving.pipelines import KINDS
 
 SCHEDULES = ("constant", "step", "exponential", "cosine")
 MAX_PARAMS = 1 << 30  # 4 GB of float32 weights, about 16 GB with Adam's state: refused before anything is allocated
@@ -133,6 +134,9 @@ class FitConfig:
     seed: int = attrs.field(default=0, validator=_whole(0))
     standardize: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     grayscale: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    #: How the pad and ``fnn-cli predict`` preprocess images for the model (:mod:`fnn.serving.pipelines`):
+    #: digits, fashion, rgb32 or none; None: by the dataset (mnist, fashion-mnist, cifar10), else by the input size.
+    preprocessing: str | None = attrs.field(default=None, validator=_optional(_one_of(KINDS)))
     diagnostics: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
 
     @init.validator

@@ -90,9 +90,23 @@ def prepare_data(config: FitConfig, data_dir=None, dataset=None):
                 "std": None if std is None else std.tolist(),
                 "grayscale": config.grayscale,
                 "image_shape": list(ds.x_train.shape[1:]),
+                "kind": _kind(config, ds),
             },
         },
     }
+
+
+def _kind(config, ds) -> str:
+    """The preprocessing kind the model's images get (:mod:`fnn.serving.pipelines`): the config's, which must fit, or the default."""
+    from fnn.serving import pipelines
+
+    features = int(np.prod(ds.x_train.shape[1:])) // (3 if config.grayscale else 1)
+    if config.preprocessing is None:
+        return pipelines.default_kind(ds.name, features, config.grayscale)
+    try:
+        return pipelines.kind_of({"preprocessing": {"kind": config.preprocessing, "grayscale": config.grayscale}}, (-1, features))
+    except pipelines.PipelineError as e:
+        raise ConfigError(f"preprocessing {config.preprocessing!r} does not fit {ds.name}: {e}") from None
 
 
 def _check_arch(config, name, image_shape, classes=None):
