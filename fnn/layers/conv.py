@@ -91,7 +91,7 @@ def Conv2D(filters: int, kernel, stride=1, padding="same", w_init="he_uniform", 
         cols = im2col(x, geo, ws)
         y = ws.array("y", (len(x), *geo.out, filters), np.result_type(x, w2))
         matmul_into(cols, w2, y)
-        y += params["b"]
+        add_bias(y, params["b"])
         return y, cols
 
     def apply(params, x, key=None):
@@ -122,7 +122,7 @@ def Conv2D(filters: int, kernel, stride=1, padding="same", w_init="he_uniform", 
             np.copyto(dy_t, dy.reshape(blocks, b, *geo.out, filters).transpose(0, 2, 3, 1, 4))
             dtype = np.result_type(dy, w2)
             if cols_now.dtype == dtype and not np.may_share_memory(cols_now, x):  # cols is spent: dcols takes its memory
-                dcols_t = cols_now.reshape(-1).reshape(len(w2), len(dy2))
+                dcols_t = _storage(cols_now).reshape(len(w2), len(dy2))
                 spent.append(True)
             else:
                 dcols_t = ws.array("dcols_t", (len(w2), len(dy2)), dtype)
@@ -145,8 +145,13 @@ def im2col(x, geo: Geometry, ws=FRESH):
     xp = x
     if any(geo.pads):
         xp = _pad_into(ws.array("x_pad", (n, top + h + bottom, left + w + right, c), x.dtype), x, top, left)
-    windows = sliding_window_view(xp, k, axis=(1, 2))[:, :: s[0], :: s[1]]  # (n, oh, ow, c, kh, kw), a view
     (oh, ow) = geo.out
+    if c == 1:  # cols transposed, row (i, j) the image shifted by (i, j): kh*kw copies of ow numbers at a stretch
+        cols_t = ws.array("cols_t", (k[0] * k[1], n * oh * ow), x.dtype)
+        for i, j, view in window_views(xp, geo.out, k, s):
+            np.copyto(cols_t[i * k[1] + j].reshape(n, oh, ow), view[..., 0])
+        return cols_t.T
+    windows = sliding_window_view(xp, k, axis=(1, 2))[:, :: s[0], :: s[1]]  # (n, oh, ow, c, kh, kw), a view
     cols = ws.array("cols", (n * oh * ow, k[0] * k[1] * c), x.dtype)
     np.copyto(cols.reshape(n, oh, ow, *k, c), windows[:, :oh, :ow].transpose(0, 1, 2, 4, 5, 3))
     return cols
@@ -172,6 +177,14 @@ def col2im(dcols_t, x_shape, geo: Geometry, ws=FRESH):
     return dx
 
 
+def add_bias(y, b):
+    """``y += b`` over the last axis, a row of ``ow`` pixels at a time: with few filters a per-pixel add runs ``f`` numbers at a stretch."""
+    n, oh, ow, f = y.shape
+    rows = y.reshape(n * oh, ow * f)
+    rows += np.tile(b, ow)
+    return y
+
+
 def batch_blocks(n: int) -> tuple[int, int]:
     """``(blocks, b)``: the batch of ``n`` as ``blocks`` blocks of ``b`` images, ``b`` 16 (or 8 or 32) when it divides ``n``."""
     b = n if n <= 32 else next((b for b in (16, 8, 32) if n % b == 0), n)
@@ -185,6 +198,11 @@ def matmul_into(a, b, out):
     if not np.may_share_memory(m, out):  # out was not contiguous: reshape made a copy
         np.copyto(out, m.reshape(out.shape))
     return out
+
+
+def _storage(a):
+    """The memory of ``a`` (C- or Fortran-contiguous) as a flat view."""
+    return (a if a.flags.c_contiguous else a.T).reshape(-1)
 
 
 def _nhwc(x):
