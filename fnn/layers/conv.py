@@ -40,15 +40,16 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from fnn import initializers, random
 from fnn.layers.base import Layer, layer, register
 from fnn.layers.windows import image_shape, out_size, padding_arg, pair, positive_int, spec_pair, window_views
-from fnn.workspace import FRESH
+from fnn.workspace import FRESH, Workspace
 
 #: Most im2col entries one inference chunk holds (32 MiB of float32): ``apply`` runs big batches in pieces.
 APPLY_CHUNK = 1 << 23
+#: Images per piece of a one-channel convolution (see :func:`pieces`): its cols (``kh*kw`` times the images) stay in the cache.
+PIECE = 16
 
 
 class Geometry(NamedTuple):
@@ -84,33 +85,47 @@ def Conv2D(filters: int, kernel, stride=1, padding="same", w_init="he_uniform", 
         k_w, k_b = random.split(key)
         return (in_shape[0], *geometry(h, w).out, filters), {"w": w_fn(k_w, (*k, c, filters)), "b": b_fn(k_b, (filters,))}
 
-    def forward(params, x, ws):
-        """``(y, cols)``: ``y = cols @ w2 + b`` seen as ``(n, oh, ow, filters)``."""
+    def forward(params, x, ws, scratch):
+        """``(y, cols)``: ``y = cols @ w2 + b`` seen as ``(n, oh, ow, filters)``, piece by piece (``cols``: the last piece's)."""
         geo = geometry(*_nhwc(x)[1:3])
         w2 = params["w"].reshape(-1, filters)
-        cols = im2col(x, geo, ws)
         y = ws.array("y", (len(x), *geo.out, filters), np.result_type(x, w2))
-        matmul_into(cols, w2, y)
+        rows = y.reshape(len(x), -1, filters)
+        for piece in pieces(x.shape):
+            cols = im2col(x[piece], geo, scratch)
+            matmul_into(cols, w2, rows[piece])
         add_bias(y, params["b"])
         return y, cols
 
     def apply(params, x, key=None):
         n, h, w, c = _nhwc(x)
+        scratch = Workspace()  # this call's own: the pieces' cols
         rows = max(1, APPLY_CHUNK // (math.prod(geometry(h, w).out) * k[0] * k[1] * c))
         if n <= rows:
-            return forward(params, x, FRESH)[0]
-        return np.concatenate([forward(params, x[i : i + rows], FRESH)[0] for i in range(0, n, rows)])
+            return forward(params, x, FRESH, scratch)[0]
+        return np.concatenate([forward(params, x[i : i + rows], FRESH, scratch)[0] for i in range(0, n, rows)])
 
     def vjp(params, x, key=None, ws=FRESH, need_dx=True):
-        y, cols = forward(params, x, ws)
+        scratch = Workspace() if ws is FRESH else ws  # where the pieces' cols go (and come again for backward)
+        y, cols = forward(params, x, ws, scratch)
         spent = []  # backward wrote dcols over cols: a second backward rebuilds cols first
+        parts = pieces(x.shape)
 
         def backward(dy):
             g = ws.grads_like(params)
             geo, n = geometry(*x.shape[1:3]), len(x)
             dy2 = dy.reshape(-1, filters)
-            cols_now = im2col(x, geo, ws) if spent else cols
-            matmul_into(cols_now.T, dy2, g["w"])
+            if len(parts) == 1:
+                cols_now = im2col(x, geo, scratch) if spent else cols
+                matmul_into(cols_now.T, dy2, g["w"])
+            else:  # cols again, piece by piece: dw sums the pieces' products
+                dw, part = g["w"].reshape(-1, filters), ws.array("dw_part", (math.prod(g["w"].shape[:3]), filters), dy.dtype)
+                dy_rows = dy.reshape(n, -1, filters)
+                for i, piece in enumerate(parts):
+                    cols_now = im2col(x[piece], geo, scratch)
+                    matmul_into(cols_now.T, dy_rows[piece].reshape(-1, filters), part if i else dw)
+                    if i:
+                        dw += part
             ones = ws.array("ones", (len(dy2),), dy.dtype)
             ones.fill(1)
             matmul_into(ones[None], dy2, g["b"])  # db = dy.sum(rows), as a GEMV: an axis-0 sum is slower
@@ -121,8 +136,8 @@ def Conv2D(filters: int, kernel, stride=1, padding="same", w_init="he_uniform", 
             dy_t = ws.array("dy_t", (blocks, *geo.out, b, filters), dy.dtype)
             np.copyto(dy_t, dy.reshape(blocks, b, *geo.out, filters).transpose(0, 2, 3, 1, 4))
             dtype = np.result_type(dy, w2)
-            if cols_now.dtype == dtype and not np.may_share_memory(cols_now, x):  # cols is spent: dcols takes its memory
-                dcols_t = _storage(cols_now).reshape(len(w2), len(dy2))
+            if len(parts) == 1 and cols_now.dtype == dtype and not np.may_share_memory(cols_now, x):
+                dcols_t = _storage(cols_now).reshape(len(w2), len(dy2))  # cols is spent: dcols takes its memory
                 spent.append(True)
             else:
                 dcols_t = ws.array("dcols_t", (len(w2), len(dy2)), dtype)
@@ -146,14 +161,13 @@ def im2col(x, geo: Geometry, ws=FRESH):
     if any(geo.pads):
         xp = _pad_into(ws.array("x_pad", (n, top + h + bottom, left + w + right, c), x.dtype), x, top, left)
     (oh, ow) = geo.out
-    if c == 1:  # cols transposed, row (i, j) the image shifted by (i, j): kh*kw copies of ow numbers at a stretch
+    windows = _windows(xp, geo.out, k, s)
+    if c == 1:  # cols transposed, row (i, j) the image shifted by (i, j): copied ow numbers at a stretch
         cols_t = ws.array("cols_t", (k[0] * k[1], n * oh * ow), x.dtype)
-        for i, j, view in window_views(xp, geo.out, k, s):
-            np.copyto(cols_t[i * k[1] + j].reshape(n, oh, ow), view[..., 0])
+        np.copyto(cols_t.reshape(*k, n, oh, ow), windows[..., 0].transpose(3, 4, 0, 1, 2))
         return cols_t.T
-    windows = sliding_window_view(xp, k, axis=(1, 2))[:, :: s[0], :: s[1]]  # (n, oh, ow, c, kh, kw), a view
     cols = ws.array("cols", (n * oh * ow, k[0] * k[1] * c), x.dtype)
-    np.copyto(cols.reshape(n, oh, ow, *k, c), windows[:, :oh, :ow].transpose(0, 1, 2, 4, 5, 3))
+    np.copyto(cols.reshape(n, oh, ow, *k, c), windows)
     return cols
 
 
@@ -177,6 +191,12 @@ def col2im(dcols_t, x_shape, geo: Geometry, ws=FRESH):
     return dx
 
 
+def pieces(x_shape) -> list:
+    """Slices of the batch a convolution runs in: a one-channel input in pieces of :data:`PIECE` images, others whole."""
+    n, step = x_shape[0], PIECE if x_shape[3] == 1 else x_shape[0]
+    return [slice(i, i + step) for i in range(0, n, step)]
+
+
 def add_bias(y, b):
     """``y += b`` over the last axis, a row of ``ow`` pixels at a time: with few filters a per-pixel add runs ``f`` numbers at a stretch."""
     n, oh, ow, f = y.shape
@@ -198,6 +218,17 @@ def matmul_into(a, b, out):
     if not np.may_share_memory(m, out):  # out was not contiguous: reshape made a copy
         np.copyto(out, m.reshape(out.shape))
     return out
+
+
+def _windows(xp, out_hw, k, s):
+    """Every window of the images ``xp``, a view ``(n, oh, ow, kh, kw, c)``: ``[n, o, p, i, j] = xp[n, o*sh + i, p*sw + j]``.
+
+    Made directly from the strides (``sliding_window_view`` costs tens of microseconds a call in Python).
+    """
+    xp = np.ascontiguousarray(xp)
+    sn, sh, sw, sc = xp.strides
+    shape = (len(xp), *out_hw, *k, xp.shape[3])
+    return np.ndarray(shape, xp.dtype, xp, 0, (sn, sh * s[0], sw * s[1], sh, sw, sc))
 
 
 def _storage(a):
