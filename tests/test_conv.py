@@ -129,6 +129,66 @@ def test_conv_backward_twice_gives_the_same_gradients(use_ws):
     assert gradcheck.check_layer(conv, x.shape, params=params) <= TOL
 
 
+# few filters: neighbouring output pixels share a row of the product (conv.row_group); (filters, kernel, stride, padding, in_shape)
+GROUPED = [(6, 5, 1, "same", (2, 6, 8, 1)), (6, 3, 1, "valid", (2, 7, 10, 3)), (8, 5, 2, "same", (1, 9, 12, 2)), (4, "3,5", 1, 1, (2, 4, 8, 2))]
+
+
+@pytest.mark.parametrize("filters, kernel, stride, padding, in_shape", GROUPED)
+def test_a_grouped_conv_matches_a_direct_loop_and_central_differences(filters, kernel, stride, padding, in_shape):
+    conv = Conv2D(filters, kernel, stride, padding)
+    geo_out = conv.init(None, (-1, *in_shape[1:]))[0][1:3]
+    k, s = pair(kernel, "kernel"), pair(stride, "stride")
+    geo = fnn.layers.conv.Geometry(k, s, geo_out, (0, 0, 0, 0))
+    assert fnn.layers.conv.row_group(geo, filters) > 1, "the case must take the grouped product"
+    x = random.normal(random.key(1), in_shape, np.float64)
+    params = randomized(conv, in_shape)
+    want = conv_reference(x, params["w"], params["b"], s, padding)
+    np.testing.assert_allclose(conv.apply(params, x), want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(conv.vjp(params, x, ws=Workspace())[0], want, rtol=1e-12, atol=1e-12)
+    assert gradcheck.check_layer(conv, in_shape, params=params) <= TOL
+
+
+@pytest.mark.parametrize("filters", [6, 32])
+def test_a_one_channel_batch_runs_in_pieces_with_the_per_image_gradients(filters):
+    """One-channel inputs run in pieces of 16 images (35: two and a remainder); with 6 filters grouped as well."""
+    conv = Conv2D(filters, 5, padding="same")
+    x = random.normal(random.key(0), (35, 6, 8, 1), np.float64)
+    params = randomized(conv, x.shape)
+    assert len(fnn.layers.conv.pieces(x.shape)) == 3
+    for ws in (fnn.workspace.FRESH, Workspace()):
+        y, back = conv.vjp(params, x, ws=ws)
+        np.testing.assert_allclose(y, conv_reference(x, params["w"], params["b"], (1, 1), "same"), rtol=1e-12, atol=1e-12)
+        dy = random.normal(random.key(1), y.shape, np.float64)
+        g, dx = back(dy)
+        singles = [conv.grad(params, x[i : i + 1], dy[i : i + 1]) for i in range(len(x))]
+        np.testing.assert_allclose(dx, np.concatenate([d for _, d in singles]), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(g["w"], sum(p["w"] for p, _ in singles), rtol=1e-10)
+        np.testing.assert_allclose(g["b"], dy.sum(axis=(0, 1, 2)), rtol=1e-10)
+        assert tree_equal(back(dy)[0], g), "a second backward gives the same gradients"
+
+
+def test_a_net_skips_the_backward_nobody_uses():
+    """Reshape then Conv2D first: the conv makes no dx and the Reshape's backward never runs; the gradients are the same."""
+
+    def untouchable_backward(params, x, key=None, ws=fnn.workspace.FRESH, need_dx=True):
+        def backward(dy):
+            raise AssertionError("this backward is not needed")
+
+        return x.reshape(len(x), 6, 6, 1), backward
+
+    spy = Reshape((6, 6, 1))._replace(vjp=untouchable_backward)
+    model = fnn.serial(spy, Conv2D(3, 3), Relu, Flatten, Dense(2))
+    _, params = model.init(random.key(0), (-1, 36))
+    x, dy = random.normal(random.key(1), (4, 36), np.float64), random.normal(random.key(2), (4, 2), np.float64)
+    params = tree_map(lambda a: a.astype(np.float64), params)
+    grads, dx = model.vjp(params, x, need_dx=False)[1](dy)
+    assert dx is None and grads["0"] == {} and grads["2"] == {}
+    reference = fnn.serial(Reshape((6, 6, 1)), Conv2D(3, 3), Relu, Flatten, Dense(2))
+    want, want_dx = reference.vjp(params, x)[1](dy)
+    assert tree_equal(grads, want) and want_dx.shape == x.shape
+    assert gradcheck.check_layer(reference, (2, 36), params=params) <= TOL
+
+
 def test_conv_first_layer_skips_dx_and_bad_arguments_say_what_is_wrong():
     conv = Conv2D(2, 3)
     _, params = conv.init(random.key(0), (-1, 4, 4, 1))

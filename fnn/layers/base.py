@@ -12,7 +12,7 @@ A layer is a :class:`Layer` tuple of pure functions:
   Results go into arrays asked of the workspace ``ws`` (:mod:`fnn.workspace`):
   new ones by default, a loop's own buffers when it passes its workspace; the
   parameter gradients into ``ws.grads_like(params)``.
-  ``need_dx=False`` lets a first layer skip ``dx`` (``backward`` returns None for it).
+  ``need_dx=False`` says nobody uses ``dx`` (a first layer's): the layer may skip it (``backward`` returns None for it).
 - ``spec``: a JSON-able description; :func:`build` turns it back into the layer.
 
 ``layer.grad(params, x, dy, key=None)`` is ``vjp`` followed by its ``backward``:
@@ -46,6 +46,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from fnn import random
+from fnn.tree import tree_leaves, tree_map
 from fnn.workspace import FRESH
 
 
@@ -127,6 +128,10 @@ def serial(*layers: Layer) -> Layer:
 
     ``vjp`` keeps each child's backward closure, so a training step runs
     exactly one forward and one backward pass; child ``i`` writes into ``ws.child("i")``.
+    A child is asked for its ``dx`` only when it is used: when the caller wants
+    ``dx`` or a child before it has params (``Reshape`` then ``Conv2D`` first in a
+    net: the convolution makes no ``dx``, and the backward passes of the
+    parameterless children before it are not run).
     Each argument must be a :class:`Layer` (``Dense(10)``, ``Relu``), at least one.
     """
     if not layers:
@@ -165,19 +170,23 @@ def serial(*layers: Layer) -> Layer:
 
     def vjp(params, x, key=None, ws=FRESH, need_dx=True, state=None):
         backwards, new_state = [], {}
-        for i, (name, lyr, k) in enumerate(zip(names, layers, child_keys(layers, key))):
+        wanted = need_dx  # is child i's dx used: by the caller, or for the params of a child before it?
+        for name, lyr, k in zip(names, layers, child_keys(layers, key)):
             if lyr.stateful:
-                x, back, new_state[name] = lyr.vjp(params[name], x, k, ws=ws.child(name), need_dx=need_dx or i > 0,
-                                                   state=state[name])
+                x, back, new_state[name] = lyr.vjp(params[name], x, k, ws=ws.child(name), need_dx=wanted, state=state[name])
             else:
-                x, back = lyr.vjp(params[name], x, k, ws=ws.child(name), need_dx=need_dx or i > 0)
+                x, back = lyr.vjp(params[name], x, k, ws=ws.child(name), need_dx=wanted)
                 new_state[name] = {} if state is None else state[name]
             backwards.append(back)
+            wanted = wanted or bool(tree_leaves(params[name]))
 
         def backward(dy):
             grads = {}
             for name, back in zip(reversed(names), reversed(backwards)):
-                grads[name], dy = back(dy)
+                if dy is None:  # a child made no dx: nothing before it has params, so its backward is not run
+                    grads[name] = tree_map(None, params[name])  # its params' empty dicts
+                else:
+                    grads[name], dy = back(dy)
             return {name: grads[name] for name in names}, dy
 
         return x, backward, new_state

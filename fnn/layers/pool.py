@@ -37,6 +37,10 @@ from fnn.layers.base import Layer, layer, register
 from fnn.layers.windows import image_shape, out_size, pair, spec_pair, window_views
 from fnn.workspace import FRESH
 
+#: Below this many bytes of channels a pixel, max pooling copies each window offset's pixels out before comparing:
+#: an operation over a strided view runs ``c`` numbers at a stretch, so for few channels the copies pay for themselves.
+SHORT_RUN = 128
+
 
 def _pooling(name, pool, stride, forward, backward) -> Layer:
     """A pooling layer from ``forward(x, geo, ws) -> (y, saved)`` and ``backward(dy, x_shape, saved, geo, ws) -> dx``."""
@@ -79,6 +83,8 @@ def _max_forward(x, geo, ws):
     """``y`` = the running maximum over the window offsets; ``saved`` = the offset of each window's first maximum."""
     out_hw, p, s, _ = geo
     views = [v for _, _, v in window_views(x, out_hw, p, s)]
+    if x.shape[3] * x.itemsize < SHORT_RUN and x.strides[3] == x.itemsize:  # the offsets' windows copied out first
+        views = _gathered(views, ws.array("windows", (len(views), *_out(x, geo)), x.dtype))
     y = ws.array("y", _out(x, geo), x.dtype)
     np.copyto(y, views[0])
     where = ws.array("argmax", y.shape, np.min_scalar_type(len(views) - 1))
@@ -90,6 +96,14 @@ def _max_forward(x, geo, ws):
         np.maximum(y, v, out=y)
         np.maximum(where, np.multiply(bigger, where.dtype.type(q), out=offset), out=where)  # q exceeds every earlier offset
     return y, where
+
+
+def _gathered(views, stack):
+    """``stack[q]`` = ``views[q]``, copied a pixel (``c`` numbers, one ``void`` item) at a time; returns the ``stack[q]``."""
+    item = np.dtype((np.void, views[0].shape[3] * views[0].itemsize))
+    for view, out in zip(views, stack):
+        np.copyto(out.view(item), view.view(item))
+    return list(stack)
 
 
 def _max_backward(dy, x_shape, where, geo, ws):
