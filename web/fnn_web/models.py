@@ -32,6 +32,7 @@ class ServedModel(NamedTuple):
     dataset: str | None
     mean: np.ndarray | None = None  # the standardization the model was trained with, (784,) or ()
     std: np.ndarray | None = None
+    state: dict | None = None  # a stateful model's state (BatchNorm's running averages), from the model file
 
     def describe(self) -> dict:
         """What ``GET /api/models`` shows of this model."""
@@ -59,7 +60,7 @@ def load_one(path, taken=()) -> ServedModel:
     """Load one run folder or model file; :class:`ModelLoadError` names the problem."""
     try:
         file = runs.model_path(path)
-        model, params, input_shape, meta, _ = fnn.serialization.load_model(file)
+        model, params, input_shape, meta, state = fnn.serialization.load_model(file)
     except (runs.RunError, ModelFileError) as e:
         raise ModelLoadError(str(e)) from None
     if tuple(input_shape) != INPUT_SHAPE:
@@ -86,6 +87,7 @@ def load_one(path, taken=()) -> ServedModel:
         dataset if isinstance(dataset, str) else None,
         mean,
         std,
+        state if model.stateful else None,
     )
 
 
@@ -125,7 +127,7 @@ def answer(served: ServedModel, x) -> dict:
     x = x.reshape(1, -1)
     if served.mean is not None:
         x = (x - served.mean) / served.std
-    p = fnn.predict_proba(served.model, served.params, x)[0]
+    p = fnn.predict_proba(served.model, served.params, x, state=served.state)[0]
     label = int(p.argmax())
     return {
         "model": served.name,
