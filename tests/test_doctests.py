@@ -10,7 +10,7 @@ import fnn
 WITH_EXAMPLES = ["fnn", "fnn.tree", "fnn.random", "fnn.layers", "fnn.layers.base", "fnn.workspace", "fnn.optim", "fnn.train",
                  "fnn.batching", "fnn.gradcheck", "fnn.metrics", "fnn.tasks", "fnn.summary", "fnn.flat", "fnn.datasets.toy",
                  "fnn.evaluation.report", "fnn.evaluation.compare", "fnn.training.dask", "fnn.training.tracking",
-                 "fnn.training.fit", "fnn.training.callbacks", "fnn.training.checkpoints"]
+                 "fnn.training.fit", "fnn.training.callbacks", "fnn.training.checkpoints", "fnn.training.arch", "fnn.datasets.augment"]
 MODULES = ["fnn"] + sorted(m.name for m in pkgutil.walk_packages(fnn.__path__, "fnn.") if not m.name.startswith(("fnn_cli", "fnn_web")))
 
 

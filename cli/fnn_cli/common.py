@@ -9,7 +9,7 @@ import sys
 import click
 
 from fnn.serialization import OutputError
-from fnn.training.config import ConfigError, parse_arch, suggest_key
+from fnn.training.config import ConfigError, parse_arch, parse_augment, suggest_key
 
 
 class Group(click.Group):
@@ -126,9 +126,10 @@ class UserError(click.ClickException):
 
 
 class ArchType(click.ParamType):
-    """``784,128,64,10``: comma-separated layer sizes, at least two, all >= 1."""
+    """``784,128,64,10`` (layer sizes), ``conv32x3,pool2,dense128,10`` (layers) or a preset (``lenet5``): see
+    :mod:`fnn.training.arch`."""
 
-    name = "SIZES"
+    name = "ARCH"
 
     def convert(self, value, param, ctx):
         if isinstance(value, tuple):
@@ -144,6 +145,20 @@ def number(value, spec=".4f") -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return format(value, spec)
     return "n/a"
+
+
+class AugmentType(click.ParamType):
+    """``digits``, ``photos``, ``none`` or ``shift=2,rotate=10,...`` (:func:`fnn.datasets.augment.parse`); kept as text,
+    checked here so a bad one is named by the option."""
+
+    name = "AUGMENT"
+
+    def convert(self, value, param, ctx):
+        try:
+            parse_augment(value)
+        except ConfigError as e:
+            self.fail(str(e), param, ctx)
+        return value
 
 
 def fail(message: str):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shlex
 import sys
 import time
@@ -16,7 +17,7 @@ from fnn.training import runs
 from fnn.training.callbacks import ProgressBar
 from fnn.training.config import SCHEDULES, ConfigError, FitConfig, load_config
 from fnn.tree import tree_size
-from fnn_cli.common import ArchType, WholeNumber, fail
+from fnn_cli.common import ArchType, AugmentType, WholeNumber, fail
 
 DATASETS = ("mnist", "fashion-mnist", "cifar10")
 
@@ -36,11 +37,15 @@ class DatasetType(click.ParamType):
 
 # name, click type, help. Every option defaults to None: "not given", so the config file (or FitConfig's default) stands.
 OPTIONS = [
-    ("--arch", ArchType(), "Layer sizes, input first, classes last. [default: 784,128,64,10]"),
+    ("--arch", ArchType(), "Layer sizes (784,128,64,10: input first, classes last), layers (conv32x3,pool2,conv64x3,pool2,dense128,10: "
+                           "convFxK[sS][pP|valid] poolP avgpoolP gap bn dropoutR denseN, classes last) or a preset "
+                           "(lenet5, cnn-small, cnn-bn, vgg-small). [default: 784,128,64,10]"),
     ("--dataset", DatasetType(), f"{', '.join(DATASETS)}, or a path to an IDX folder, .npz (x, y) or .csv. [default: mnist]"),
     ("--activation", click.Choice(sorted(ACTIVATIONS)), "Hidden-layer activation. [default: relu]"),
     ("--init", click.STRING, "Weight initializer (he_uniform, glorot_normal, ...). [default: by activation]"),
     ("--dropout", click.FloatRange(0, 1, max_open=True), "Dropout rate after each hidden layer. [default: 0]"),
+    ("--augment", AugmentType(), "Augment training batches: digits (shifts, rotations, scales), photos (shifts, flips), none, "
+                                 "or options: shift=2,rotate=10,scale=0.1,elastic=true,flip=true. [default: none]"),
     ("--optimizer", click.Choice(sorted(optim.OPTIMIZERS)), "[default: adam]"),
     ("--lr", click.FloatRange(0, min_open=True), "Peak learning rate (> 0). [default: 0.003]"),
     ("--schedule", click.Choice(SCHEDULES), "Learning-rate schedule. [default: cosine]"),
@@ -132,6 +137,9 @@ def next_commands(run, summary) -> list:
     quoted = shlex.quote(str(run))
     lines = [f"fnn-cli evaluate {quoted}"]
     inputs = (summary.get("arch") or [None])[0]
+    shape = summary.get("input_shape")
+    if not isinstance(inputs, int) and isinstance(shape, list) and all(isinstance(d, int) for d in shape[1:]):
+        inputs = math.prod(shape[1:])  # a layer-list architecture: the features its input shape holds
     if default_kind(summary.get("dataset"), inputs, grayscale=inputs == 1024) != "none":
         lines.append(f"fnn-cli serve --models {quoted}")
     return lines
@@ -154,6 +162,7 @@ def fit(config_file, out, resume, overwrite, threads, data_dir, quiet, **options
     \b
     Examples:
       fnn-cli fit --arch 784,128,64,10
+      fnn-cli fit --arch conv32x3,bn,pool2,conv64x3,bn,pool2,dense128,10 --augment digits
       fnn-cli fit --config experiments/mnist-mlp.yaml --epochs 5
       fnn-cli fit --resume runs/mnist-784-128-64-10-20261130-120000
     """

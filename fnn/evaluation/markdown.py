@@ -19,6 +19,10 @@ PICTURES = [  # (key, heading, one-line reading guide)
     ("highest_loss", "Highest-loss examples", "The examples the model finds least likely to be what they are."),
     ("sample_predictions", "Sample predictions", "The first examples of the split; green right, red wrong."),
     ("first_layer_weights", "First-layer weights", "Each first-layer unit's input weights as an image (red positive, blue negative)."),
+    ("conv_filters", "First conv layer's filters", "Each filter of the first convolution as a kernel-sized tile (red positive, "
+     "blue negative; colour filters as colours)."),
+    ("feature_maps", "Feature maps", "The first example and what each channel of the first conv layer makes of it "
+     "(bright: strong response, each map in its own range)."),
     ("overfitting", "Overfitting check", "Training against validation loss; a red line marks where validation loss began rising "
      "for 3 epochs while training loss fell."),
     ("gradient_norms", "Gradient norm per layer", "||dL/dW|| per layer (log scale; epoch 0 is the initialization) and the "

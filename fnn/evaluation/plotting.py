@@ -364,6 +364,73 @@ def first_layer_weights(w, path, image_shape=(28, 28), max_tiles=64, title="Firs
     return Path(path)
 
 
+def conv_filters(w, path, max_tiles=64, title="First conv layer's filters"):
+    """Each filter of a convolution ``w: (kh, kw, c, filters)`` as a ``kh x kw`` tile.
+
+    One input channel: blue is negative, red positive, each tile in its own symmetric range. Three (RGB):
+    each filter as a colour image, scaled to its own range. Otherwise the mean over the input channels.
+    """
+    w = np.asarray(w, np.float32)
+    kh, kw, c, f = w.shape
+    n = min(f, max_tiles)
+    cols = min(n, 8 if n <= 32 else 16)
+    tiles = np.moveaxis(w[..., :n], -1, 0)  # (n, kh, kw, c)
+    gap = max(1, kw // 3)
+    inches = 0.55 / kw  # a tile about half an inch wide
+    label = f"{title}: {n} of {f}, {kh}x{kw}" + (f" over {c} channels" if c > 1 else "")
+    if c == 3:
+        lo = tiles.min(axis=(1, 2, 3), keepdims=True)
+        span = tiles.max(axis=(1, 2, 3), keepdims=True) - lo
+        rgb = (tiles - lo) / np.where(span > 0, span, 1)
+        planes = [_mosaic(rgb[..., i], cols, gap, fill=1.0)[0] for i in range(3)]
+        with _mosaic_axes(planes[0], inches, label, path) as ax:
+            ax.imshow(np.stack(planes, -1), interpolation="nearest")
+        return Path(path)
+    tiles = tiles[..., 0] if c == 1 else tiles.mean(axis=-1)
+    tiles = tiles / np.maximum(np.abs(tiles).max(axis=(1, 2), keepdims=True), 1e-12)  # each in [-1, 1]
+    mosaic, _ = _mosaic(tiles, cols, gap, fill=np.nan)
+    from matplotlib import colormaps
+
+    cmap = colormaps["RdBu_r"].with_extremes(bad="white")
+    with _mosaic_axes(mosaic, inches, label, path) as ax:
+        ax.imshow(mosaic, cmap=cmap, vmin=-1, vmax=1, interpolation="nearest")
+    return Path(path)
+
+
+def feature_maps(image, maps, path, max_maps=32, title="Feature maps of the first conv layer"):
+    """One example ``image`` (``(h, w)`` or ``(h, w, 3)``) first, then its feature maps ``maps: (oh, ow, channels)``.
+
+    Each map is scaled to its own range (dark: low, bright: high; a map that is constant shows flat).
+    """
+    maps = np.asarray(maps, np.float32)
+    oh, ow, k = maps.shape
+    n = min(k, max_maps)
+    tiles = np.moveaxis(maps[..., :n], -1, 0)
+    lo = tiles.min(axis=(1, 2), keepdims=True)
+    span = tiles.max(axis=(1, 2), keepdims=True) - lo
+    tiles = (tiles - lo) / np.where(span > 0, span, 1)
+    cols = min(n, 8)
+    mosaic, _ = _mosaic(tiles, cols, gap=max(1, ow // 7), fill=np.nan)
+    from matplotlib import colormaps
+
+    cmap = colormaps["viridis"].with_extremes(bad="white")
+    image = np.asarray(image, np.float32)
+    side = 1.1 / (ow + max(1, ow // 7))  # inches per pixel: a map about an inch wide
+    mh, mw = (d * side for d in mosaic.shape)
+    left, box, caption = 1.4, 1.0, 0.25  # inches: the input's column, its picture, its caption
+    width, height = left + mw, max(mh, box + caption) + TITLE_STRIP + 0.1
+    with _figure(width, height, path, layout=None) as fig:
+        ax_in = fig.add_axes((0.2 / width, (height - TITLE_STRIP - caption - box) / height, box / width, box / height))
+        ax_in.set_axis_off()
+        ax_in.imshow(image, cmap="gray_r" if image.ndim == 2 else None, interpolation="nearest")
+        ax_in.set_title("input", fontsize=9, fontweight="normal")
+        ax = fig.add_axes((left / width, (height - TITLE_STRIP - mh) / height, mw / width, mh / height))
+        ax.set_axis_off()
+        ax.imshow(mosaic, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+        fig.suptitle(f"{title}: {n} of {k} channels, {oh}x{ow}", y=1 - 0.1 / height, va="top", fontsize=11)
+    return Path(path)
+
+
 # ---------------------------------------------------------------- comparing runs
 
 
@@ -764,6 +831,8 @@ __all__ = [
     "misclassified_examples",
     "highest_loss_examples",
     "first_layer_weights",
+    "conv_filters",
+    "feature_maps",
     "compare_curves",
     "compare_scatter",
     "gradient_norms",

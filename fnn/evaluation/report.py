@@ -184,7 +184,8 @@ def evaluate(model, params, x, y, classes=None, out_dir=None, *, transform=None,
         files = {}
         if pictures:
             images = x if transform is not None else None
-            files = draw(out, result, class_probabilities(logits, task), y, images, params, history)
+            files = draw(out, result, class_probabilities(logits, task), y, images, params, history,
+                         model=model, features=features, state=state)
             if diagnostics:
                 files.update(draw_diagnostics(out, diagnostics, history, model, params, features, y, images, result["classes"]))
         result["files"] = {k: str(v) for k, v in files.items()}
@@ -196,8 +197,12 @@ def evaluate(model, params, x, y, classes=None, out_dir=None, *, transform=None,
     return result
 
 
-def draw(out, result, probs, y, images=None, params=None, history=None) -> dict:
-    """Write every PNG that fits the data into ``out``; returns name -> path."""
+def draw(out, result, probs, y, images=None, params=None, history=None, *, model=None, features=None, state=None) -> dict:
+    """Write every PNG that fits the data into ``out``; returns name -> path.
+
+    With the ``model`` (and its inputs ``features``, its ``state``), a convolutional net also gets its first conv
+    layer's filters (``conv_filters``) and that layer's feature maps for the first example (``feature_maps``).
+    """
     from fnn.evaluation import plotting
 
     cm, names = np.asarray(result["confusion_matrix"]), result["classes"]
@@ -220,7 +225,39 @@ def draw(out, result, probs, y, images=None, params=None, history=None) -> dict:
     w = _first_weights(params)
     if w is not None and images is not None and _is_image(images) and w.shape[0] == np.prod(images.shape[1:]):
         files["first_layer_weights"] = plotting.first_layer_weights(w, out / "first_layer_weights.png", images.shape[1:3])
+    conv = first_conv(model) if model is not None else None
+    if conv is not None:
+        index, last = conv
+        files["conv_filters"] = plotting.conv_filters(params[str(index)]["w"], out / "conv_filters.png")
+        if features is not None and len(features):
+            maps = block_outputs(model, params, features[:1], last, state)[0]
+            shown = images[0] if images is not None and np.ndim(images[0]) in (2, 3) else maps.mean(axis=-1)
+            after = ", ".join(model.children[i].spec["type"] for i in range(index + 1, last + 1))
+            files["feature_maps"] = plotting.feature_maps(
+                shown, maps, out / "feature_maps.png",
+                title="First conv layer" + (f" (with {after})" if after else "") + ", first example")
     return files
+
+
+def first_conv(model):
+    """``(index, last)`` of a serial model's first ``Conv2D`` child and of the last child of its block (the
+    BatchNorm and activation right after it), or None when it has no convolution."""
+    specs = [c.spec["type"] for c in model.children] if model.children else []
+    if "Conv2D" not in specs:
+        return None
+    index = specs.index("Conv2D")
+    last = index
+    while last + 1 < len(specs) and specs[last + 1] in ("BatchNorm", "Relu", "LeakyRelu", "Sigmoid", "Tanh"):
+        last += 1
+    return index, last
+
+
+def block_outputs(model, params, x, last, state=None):
+    """The output of a serial model's child ``last`` for inputs ``x`` (inference: running averages, no dropout)."""
+    for i, child in enumerate(model.children[: last + 1]):
+        s = (state or {}).get(str(i)) if child.stateful else None
+        x = layers.apply_model(child, params[str(i)], x, state=s)
+    return x
 
 
 def draw_diagnostics(out, rows, history, model, params, features, y, images=None, classes=None, n_saliency=8) -> dict:
@@ -362,4 +399,4 @@ def _validation_split(run, name, data_dir):
 
 
 __all__ = ["EvaluationError", "analyze", "confidence_summary", "transform_for", "evaluate", "draw", "draw_diagnostics",
-           "evaluate_run"]
+           "evaluate_run", "first_conv", "block_outputs"]

@@ -149,7 +149,7 @@ def predict_files(loaded, paths, k=3):
     out = []
     for path in paths:
         x, infos = read_inputs(path, loaded)
-        probs = layers.softmax(loaded.model.apply(loaded.params, x))
+        probs = layers.softmax(layers.apply_model(loaded.model, loaded.params, x, state=loaded.state if loaded.model.stateful else None))
         for i, (info, top) in enumerate(zip(infos, top_k(probs, k, loaded.metadata.get("classes")))):
             blank = bool(info.get("blank"))
             out.append({"file": os.fspath(path), "index": i, "blank": blank, "reason": info.get("reason"),

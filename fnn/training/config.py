@@ -84,26 +84,27 @@ def _to_float(v):
     return float(v) if isinstance(v, int) and not isinstance(v, bool) else v
 
 
-def parse_arch(value) -> tuple[int, ...]:
-    """``"784,128,64,10"`` or a list of ints -> ``(784, 128, 64, 10)``; at least 2 sizes, all >= 1."""
-    if isinstance(value, str):
-        parts = value.split(",")
-        try:
-            sizes = tuple(int(p.strip()) for p in parts)
-        except ValueError:
-            raise ConfigError(f"arch {value!r} must be comma-separated layer sizes, e.g. 784,128,64,10") from None
-    elif isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        sizes = tuple(value)
-    else:
-        raise ConfigError(f"arch {value!r} must be comma-separated layer sizes, e.g. 784,128,64,10")
-    if len(sizes) < 2:
-        raise ConfigError(f"arch {value!r} needs at least an input and an output size, e.g. 784,10")
-    if min(sizes) < 1:
-        raise ConfigError(f"arch {value!r}: every layer size must be >= 1")
-    params = sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
-    if params > MAX_PARAMS:
-        raise ConfigError(f"arch {value!r} has {params:,} parameters; the limit is {MAX_PARAMS:,}")
-    return sizes
+def parse_arch(value) -> tuple:
+    """An architecture in its canonical tuple (:mod:`fnn.training.arch`): layer sizes ``"784,128,64,10"`` ->
+    ``(784, 128, 64, 10)``; a layer list ``"conv32x3,pool2,dense128,10"`` -> ``('conv32x3', 'pool2', 'dense128', 10)``;
+    a preset ``"lenet5"`` -> ``('lenet5',)``. A string with commas or a list; :class:`ConfigError` names a bad one."""
+    from fnn.training import arch
+
+    try:
+        return arch.parse(value)
+    except arch.ArchError as e:
+        raise ConfigError(str(e)) from None
+
+
+def parse_augment(value) -> dict | None:
+    """The ``augment`` key (:func:`fnn.datasets.augment.parse`): None, ``"none"``, ``"digits"``, ``"photos"``,
+    ``"shift=2,rotate=10"`` or a mapping -> the full mapping of options, or None (no augmentation)."""
+    from fnn.datasets import augment
+
+    try:
+        return augment.parse(value)
+    except augment.AugmentError as e:
+        raise ConfigError(str(e)) from None
 
 
 @attrs.frozen(kw_only=True)
@@ -115,6 +116,8 @@ class FitConfig:
     activation: str = attrs.field(default="relu", validator=_one_of(tuple(ACTIVATIONS)))
     init: str | None = attrs.field(default=None)
     dropout: float = attrs.field(default=0.0, validator=_fraction)
+    #: Augmentation of each training batch (:mod:`fnn.datasets.augment`), stored as its full mapping of options.
+    augment: dict | None = attrs.field(default=None, converter=parse_augment)
     optimizer: str = attrs.field(default="adam", validator=_one_of(tuple(optim.OPTIMIZERS)))
     lr: float = attrs.field(default=3e-3, validator=_positive(float), converter=lambda v: _to_float(v))
     schedule: str = attrs.field(default="cosine", validator=_one_of(SCHEDULES))
@@ -168,6 +171,7 @@ class FitConfig:
     def to_dict(self) -> dict:
         d = attrs.asdict(self)
         d["arch"] = list(self.arch)
+        d["augment"] = None if self.augment is None else dict(self.augment)
         return d
 
     def replace(self, **changes) -> "FitConfig":
@@ -176,7 +180,9 @@ class FitConfig:
 
     @property
     def arch_name(self) -> str:
-        return "-".join(str(s) for s in self.arch)
+        from fnn.training import arch
+
+        return arch.name(self.arch)
 
 
 #: Names other libraries (Keras, PyTorch, scikit-learn, ...) use for a config key, where one key is meant.
@@ -199,6 +205,7 @@ ALIASES = {
     "hidden_sizes": "arch", "layer_sizes": "arch", "layers": "arch", "architecture": "arch",
     "data": "dataset", "dataset_name": "dataset",
     "activation_fn": "activation", "act": "activation", "nonlinearity": "activation",
+    "augmentation": "augment", "data_augmentation": "augment", "augmentations": "augment",
 }
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 import fnn
-from fnn import layers, losses, optim, random, serialization, tasks
+from fnn import losses, optim, random, serialization, tasks
 from fnn.train import evaluate
 from fnn.training import checkpoints, diagnostics, runs
 from fnn.training.callbacks import Callback, EarlyStopping
@@ -110,23 +110,52 @@ def _kind(config, ds) -> str:
 
 
 def _check_arch(config, name, image_shape, classes=None):
-    """Refuse an architecture whose inputs (or, once the data are loaded, outputs) do not fit the dataset."""
+    """Refuse an architecture (or augmentation) that does not fit the dataset's examples (or, once loaded, its classes)."""
+    from fnn.training import arch
+
     colour = tuple(image_shape)[-1:] == (3,) and len(image_shape) == 3
     if config.grayscale and not colour:
         raise ConfigError(f"grayscale needs colour images; {name} images are {tuple(image_shape)}")
-    features = int(np.prod(image_shape)) // (3 if config.grayscale else 1)
-    if config.arch[0] != features:
-        raise ConfigError(f"arch {config.arch_name} starts with {config.arch[0]} inputs, but {name} has {features} features per example")
-    if classes is not None and config.arch[-1] != classes:
-        raise ConfigError(f"arch {config.arch_name} ends with {config.arch[-1]} outputs, but {name} has {classes} classes")
+    try:
+        arch.check(config.arch, name, image_shape, classes, config.grayscale)
+    except arch.ArchError as e:
+        raise ConfigError(str(e)) from None
+    if config.augment is not None and arch.image_shape(image_shape) is None:
+        raise ConfigError(f"augment needs images, but {name} has flat examples of shape {tuple(image_shape)}")
+    if config.diagnostics and not arch.is_sizes(config.arch) and "bn" in arch.expand(config.arch):
+        raise ConfigError(f"diagnostics do not support batch norm yet (arch {config.arch_name}): drop bn or --diagnostics")
 
 
 # ---------------------------------------------------------------- pieces from the config
 
 
-def build_model(config: FitConfig):
-    """The model ``config.arch`` describes, and its ``init`` input shape."""
-    return layers.mlp(config.arch, config.activation, config.dropout, config.init), (-1, config.arch[0])
+def build_model(config: FitConfig, image_shape=None):
+    """The model ``config.arch`` describes (:mod:`fnn.training.arch`) and its ``init`` input shape ``(-1, features)``.
+
+    ``image_shape`` is one stored example's shape (``(28, 28)``, ``(32, 32, 3)``); a layer list needs it (by default
+    the registered dataset's), layer sizes do not. With ``config.grayscale`` colour images count as one channel.
+    """
+    from fnn import datasets
+    from fnn.training import arch
+
+    if image_shape is None and not arch.is_sizes(config.arch):
+        if config.dataset not in datasets.REGISTRY:
+            raise ConfigError(f"arch {config.arch_name} needs the dataset's image shape: pass image_shape")
+        image_shape = datasets.REGISTRY[config.dataset].shape
+    shape = tuple(image_shape or ())
+    if config.grayscale and len(shape) == 3:
+        shape = shape[:2]
+    try:
+        return arch.build(config.arch, shape, config.activation, config.dropout, config.init, config.dataset)
+    except arch.ArchError as e:
+        raise ConfigError(str(e)) from None
+
+
+def build_augment(config: FitConfig):
+    """The ``augment(batch, key)`` callable of ``config.augment`` (:func:`fnn.datasets.augment.make`), or None."""
+    from fnn.datasets import augment
+
+    return None if config.augment is None else augment.make(**config.augment)
 
 
 def build_optimizer(config: FitConfig, steps_per_epoch: int):
@@ -270,7 +299,7 @@ def _remove_run(out: Path) -> None:
 
 def _fit_locked(config, out, resume, callbacks, data, threads):
     """:func:`fit_config` once the folder is checked and locked."""
-    model, in_shape = build_model(config)
+    model, in_shape = build_model(config, data["meta"]["preprocessing"]["image_shape"])
     steps_per_epoch = -(-len(data["y_train"]) // config.batch_size)
     _check_run_files(out)
     # left by a run killed (kill -9, power cut) in the middle of a write; the lock says no one else is writing
@@ -292,7 +321,7 @@ def _fit_locked(config, out, resume, callbacks, data, threads):
                      validation_data=x_val, callbacks=[folder, best, *callbacks, *extra], key=random.key(config.seed),
                      in_shape=in_shape, penalty=build_penalty(config), transform=data["transform"], verbose=0,
                      checkpoint=out / runs.CHECKPOINT, resume=resume, info={"config": config.to_dict(), "out_dir": str(out),
-                     "source": data["meta"]["source"]}, threads=threads)
+                     "source": data["meta"]["source"]}, threads=threads, augment=build_augment(config))
     except TrainingDiverged as e:
         runs.write_status(out, "diverged", epoch=e.epoch, step=e.step, message=str(e))  # for runs list
         folder.log(f"diverged: {e}")
@@ -325,7 +354,8 @@ def _finish(out, config, data, model, result, in_shape, best_epoch) -> dict:
     """Test the final params, save the model and ``summary.json``; returns the summary."""
     loss = losses.softmax_cross_entropy
     if len(data["y_test"]):
-        test = evaluate(model, result.params, data["transform"](data["x_test"]), data["y_test"], loss)
+        test = evaluate(model, result.params, data["transform"](data["x_test"]), data["y_test"], loss,
+                        state=result.state if model.stateful else None)
     else:
         test = {"loss": None, "accuracy": None}
     history = result.records
@@ -343,6 +373,7 @@ def _finish(out, config, data, model, result, in_shape, best_epoch) -> dict:
         "stopped_early": result.stopped_early,
         "train_seconds": result.train_seconds,
         "params": tree_size(result.params),
+        "input_shape": list(in_shape),
         "seed": config.seed,
         "data_source": data["meta"]["source"],
         "dataset_files": data["meta"]["files"],
@@ -354,7 +385,7 @@ def _finish(out, config, data, model, result, in_shape, best_epoch) -> dict:
     metadata = {k: data["meta"][k] for k in ("dataset", "classes", "preprocessing")}
     metadata.update(test_accuracy=test["accuracy"], arch=list(config.arch), activation=config.activation,
                     task=tasks.name_of(result.task))
-    serialization.save_model(out / runs.MODEL, model, result.params, in_shape, metadata)
+    serialization.save_model(out / runs.MODEL, model, result.params, in_shape, metadata, state=result.state)
     text = json.dumps(summary, indent=2)
     serialization.atomic_write(out / runs.SUMMARY, lambda f: f.write(text.encode()))
     return summary
@@ -366,5 +397,5 @@ def _digest(indices):
     return hashlib.sha256(np.ascontiguousarray(indices, dtype=np.int64).tobytes()).hexdigest()
 
 
-__all__ = ["fit_config", "prepare_data", "build_model", "build_optimizer", "build_penalty", "load_checkpoint",
+__all__ = ["fit_config", "prepare_data", "build_model", "build_augment", "build_optimizer", "build_penalty", "load_checkpoint",
            "default_run_dir", "RunFolder"]

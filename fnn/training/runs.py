@@ -156,7 +156,7 @@ def list_runs(root=DEFAULT_ROOT) -> list[Path]:
     return sorted(runs, key=lambda p: (os.path.getmtime(p), p.name))
 
 
-#: What the readers below check: keys that must hold a number (or null), an integer, a name, layer sizes.
+#: What the readers below check: keys that must hold a number (or null), an integer, a name, an arch (sizes or layers).
 NUMBERS = ("test_accuracy", "test_loss", "val_accuracy", "train_seconds", "lr", "loss", "accuracy", "val_loss",
            "seconds", "cpu_seconds", "peak_rss_mb")
 INTEGERS = ("epochs", "params", "batch_size", "seed", "best_epoch", "epoch")
@@ -172,7 +172,7 @@ def _check_record(path, record, where=""):
               or (key in NUMBERS and isinstance(value, (int, float)) and not isinstance(value, bool))
               or (key in INTEGERS and type(value) is int)
               or (key in NAMES and isinstance(value, str))
-              or (key == "arch" and isinstance(value, list) and all(type(v) is int for v in value))
+              or (key == "arch" and isinstance(value, list) and all(type(v) in (int, str) for v in value))
               or key not in NUMBERS + INTEGERS + NAMES + ("arch",))
         if not ok:
             raise RunError(f"{path}{where}: {key!r} holds {value!r:.40}, not what fnn writes there")

@@ -139,9 +139,19 @@ def check_key(key, known) -> str:
 
 
 def _arch(value) -> str:
-    """``784,128,10``, ``784-128-10`` or ``784x128x10`` -> ``784-128-10`` (the value itself when it is not sizes)."""
+    """``784,128,10``, ``784-128-10`` or ``784x128x10`` -> ``784-128-10``; a layer list ``conv32x3,pool2,10`` (or
+    ``conv32x3-pool2-10``) -> its run-name form ``conv32x3-pool2-10`` (the value itself when it is neither)."""
+    from fnn.training import arch
+
     parts = re.split(r"\s*[,x-]\s*", value.strip())
-    return "-".join(parts) if all(p.isdigit() for p in parts) else value
+    if all(p.isdigit() for p in parts):
+        return "-".join(parts)
+    for text in (value, value.replace("-", ",")):  # commas, or the run name's dashes (a preset may hold a dash)
+        try:
+            return arch.name(arch.parse(text))
+        except arch.ArchError:
+            pass
+    return value
 
 
 class Where:
