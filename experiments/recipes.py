@@ -20,9 +20,9 @@ import statistics
 import sys
 from pathlib import Path
 
+from fnn.serialization import atomic_write
 from fnn.training import runs
 from fnn.training.config import FitConfig
-from fnn.serialization import atomic_write
 from fnn.training.sweep import run_sweep
 
 BASE = {"arch": "784,128,64,10", "optimizer": "adam", "epochs": 10, "val_split": 0.1, "warmup": 0, "batch_size": 128}

@@ -18,7 +18,8 @@ A :class:`Penalty` is the same over a parameter pytree: ``apply(params) -> float
 from __future__ import annotations
 
 import functools
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 

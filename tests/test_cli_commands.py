@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from fnn import serialization
-
 from fnn.training import sweep
 
 

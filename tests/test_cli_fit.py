@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from fnn import serialization
-
 from fnn.training import runs
 from fnn.training.experiment import load_checkpoint
 from fnn.tree import tree_equal
@@ -198,9 +197,9 @@ def test_early_stopping_restores_the_best_epoch(cli_runner, cli_app, mnist_raw, 
     assert summary["best_epoch"] == best
     assert f"restored the best epoch, {best}" in r.output
     # the saved model is the best epoch's: its validation loss is the one recorded for that epoch
+    from fnn.train import evaluate
     from fnn.training.config import FitConfig
     from fnn.training.experiment import prepare_data
-    from fnn.train import evaluate
 
     cfg = FitConfig.from_dict(__import__("yaml").safe_load((out / "config.yaml").read_text()))
     data = prepare_data(cfg)
@@ -230,9 +229,9 @@ def test_piped_output_is_clean_lines(small_npz, tmp_path):
 
 
 def test_terminal_progress_bar_shows_live_loss(small_npz, tmp_path, capsys):
-    from fnn_cli.fit import Progress
     from fnn.training.config import FitConfig
     from fnn.training.experiment import fit_config
+    from fnn_cli.fit import Progress
 
     progress = Progress(tty=True)
     fit_config(FitConfig(dataset=str(small_npz), arch=(784, 8, 10), epochs=1), tmp_path / "t", callbacks=[progress])

@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 from dataset_files import IDX_NAMES, MNIST_DIR, Mirror, mnist_gz
 
-from fnn_cli.data import data
 from fnn.datasets import sources
+from fnn_cli.data import data
 
 MNIST_MD5S = [  # official, of the uncompressed files
     "6bbc9ace898e44ae57da46a324031adb",

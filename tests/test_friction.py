@@ -14,12 +14,10 @@ import pytest
 from dataset_files import closed_port_url
 
 from fnn import datasets
-
+from fnn.datasets import sources
 from fnn.serving import inference
-
 from fnn.training import runs
 from fnn.training.config import ConfigError, FitConfig, load_config
-from fnn.datasets import sources
 from fnn.training.experiment import fit_config
 
 

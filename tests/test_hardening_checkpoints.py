@@ -24,7 +24,6 @@ import numpy as np
 import pytest
 
 from fnn import serialization
-
 from fnn.training import runs
 from fnn.training.experiment import load_checkpoint
 from fnn.tree import tree_equal

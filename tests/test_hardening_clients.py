@@ -21,11 +21,11 @@ from urllib.parse import urlparse
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from hostile_images import as_stored, exif_orientation, jpeg, scan_bomb
+from pad_helpers import SERVE, data_url, get_json, post_json, serve_process
 
 from fnn import datasets
 from fnn_cli.main import cli
-from hostile_images import as_stored, exif_orientation, jpeg, scan_bomb
-from pad_helpers import SERVE, data_url, get_json, post_json, serve_process
 
 SLOW_CONNECTIONS = 200
 

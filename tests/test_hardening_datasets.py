@@ -39,8 +39,8 @@ from dataset_files import (
 )
 
 from fnn import datasets
-from fnn_cli.main import cli
 from fnn.datasets import DatasetError, DownloadError, sources, temporaries, user
+from fnn_cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_IMAGES = "train-images-idx3-ubyte.gz"

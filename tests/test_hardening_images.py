@@ -13,16 +13,25 @@ import time
 import zlib
 
 import numpy as np
-
 import pytest
+from hostile_images import (
+    as_stored,
+    chunk,
+    exif_orientation,
+    insert_after_soi,
+    insert_before_eoi,
+    jpeg,
+    png_image,
+    scan_bomb,
+    segment,
+    tiff_ifd,
+)
+from pad_helpers import png
 from PIL import Image
 
 from fnn import datasets
 from fnn.serving import images as preprocess
 from fnn.serving.images import ImageError, image_to_mnist
-from hostile_images import (as_stored, chunk, exif_orientation, insert_after_soi, insert_before_eoi, jpeg, png_image,
-                            scan_bomb, segment, tiff_ifd)
-from pad_helpers import png
 
 # What Pillow's EXIF parser warns about the broken blocks below (they are meant to be broken).
 pytestmark = [pytest.mark.filterwarnings(f"ignore:{m}:UserWarning") for m in

@@ -24,11 +24,11 @@ from urllib.parse import urlparse
 import numpy as np
 import pytest
 from PIL import Image
+from test_cli_commands import trained_run as run  # noqa: F401  (module fixture: a small finished run)
 
 from fnn import serialization as fio
 from fnn.training import runs
 from fnn_web import create_app
-from test_cli_commands import trained_run as run  # noqa: F401  (module fixture: a small finished run)
 
 
 def one_line(r, code, *needles):

@@ -32,8 +32,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import fnn
-from fnn import serialization as fio
 from fnn import layers, random
+from fnn import serialization as fio
 from fnn.training.experiment import load_checkpoint
 
 PEAK_LIMIT = 8 << 20  # bytes: far below anything an attacker could make the loader allocate
@@ -105,8 +105,8 @@ def _model_bytes():
 
 def _checkpoint_bytes():
     """The checkpoint of a real one-epoch run on a tiny dataset."""
-    from fnn.training.config import FitConfig
     from fnn.datasets.base import Dataset
+    from fnn.training.config import FitConfig
     from fnn.training.experiment import fit_config
 
     rng = np.random.default_rng(0)

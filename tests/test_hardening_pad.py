@@ -17,7 +17,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
-
 from pad_helpers import data_url, render_drawing
 
 THREADS, PER_THREAD = 8, 100

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import fnn
-from fnn import serialization as fio
 from fnn import layers, random
+from fnn import serialization as fio
 from fnn.tree import tree_equal
 
 

@@ -8,7 +8,6 @@ import pytest
 from PIL import Image
 
 from fnn import metrics
-
 from fnn.evaluation import plotting
 
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]

@@ -7,11 +7,11 @@ import zlib
 
 import numpy as np
 import pytest
+from pad_helpers import png
 from PIL import Image
 
 from fnn.serving import images
 from fnn.serving.images import ImageError, image_to_mnist
-from pad_helpers import png
 
 
 def png_header(width, height, idat=b"") -> bytes:

@@ -4,11 +4,11 @@ import copy
 
 import numpy as np
 import pytest
+from test_gradients import LAYER_CASES
 
 from fnn import batching, layers, losses, optim, random
 from fnn.train import make_train_step, value_and_grad
 from fnn.tree import tree_equal, tree_map
-from test_gradients import LAYER_CASES
 
 
 @pytest.mark.parametrize("name", sorted(LAYER_CASES))

@@ -17,7 +17,7 @@ def test_train_from_python_examples_run(tmp_path):
     """The three examples of 'Train from Python', run one after the other as a user pastes them."""
     text = README.read_text()
     section = text[text.index("## Train from Python") : text.index("## Learn with fnn")]
-    fit_example, layer_example, step_example = re.findall(r"```python\n(.*?)```", section, re.S)
+    fit_example, layer_example, _state_example, step_example = re.findall(r"```python\n(.*?)```", section, re.S)
     out = subprocess.run([sys.executable, "-c", fit_example + layer_example + step_example], cwd=tmp_path,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -27,6 +27,25 @@ def test_train_from_python_examples_run(tmp_path):
     val_accuracy = float(lines[-2].split()[0])
     assert val_accuracy > 0.9, out.stdout
     assert "'accuracy'" in lines[-1] and "'loss'" in lines[-1]
+
+
+def test_layers_with_state_example_runs(tmp_path):
+    """The BatchNorm CNN of 'Layers with state' trains, saves its running averages, loads and predicts."""
+    text = README.read_text()
+    section = text[text.index("### Layers with state") : text.index("## Learn with fnn")]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    out = subprocess.run([sys.executable, "-c", "import numpy as np\nimport fnn\n" + code], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    import numpy as np
+
+    import fnn
+
+    loaded = fnn.load_model(tmp_path / "cnn.npz")
+    averages = fnn.tree.tree_leaves(loaded.state)  # BatchNorm's mean and variance start at 0 and 1: training moved them
+    assert loaded.model.stateful and averages and not all(np.all((a == 0) | (a == 1)) for a in averages)
+    accuracy = float(re.fullmatch(r"cnn test accuracy ([\d.]+)\n", out.stdout).group(1))
+    assert accuracy > 0.7, out.stdout
 
 
 def test_learn_with_fnn_example_runs(tmp_path):

@@ -3,14 +3,13 @@
 import csv
 import json
 import math
-import time
 
 import numpy as np
 import pytest
 
 import fnn
 from fnn import datasets, random
-from fnn.evaluation import compare, report, markdown
+from fnn.evaluation import compare, markdown, report
 from fnn.evaluation.report import EvaluationError
 
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]  # the official t10k class counts

@@ -18,12 +18,11 @@ import distributed
 import pytest
 
 from fnn import serialization
-
 from fnn.evaluation import compare
 from fnn.training import runs, sweep
-from fnn_cli.sweep import SweepProgress
 from fnn.training.dask import cluster_runner, local_cluster
 from fnn.tree import tree_equal
+from fnn_cli.sweep import SweepProgress
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMINGS = {"seconds", "cpu_seconds", "peak_rss_mb", "train_seconds"}

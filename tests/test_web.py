@@ -6,12 +6,12 @@ import re
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from pad_helpers import data_url, get_json, png, post_json, render_drawing, serve_process
 
 import fnn
 from fnn_cli.main import cli
 from fnn_web import create_app
 from fnn_web.models import ModelLoadError
-from pad_helpers import data_url, get_json, png, post_json, render_drawing, serve_process
 
 
 @pytest.fixture(scope="module")

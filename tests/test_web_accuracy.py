@@ -11,11 +11,11 @@ Run with -s to print both figures (the README quotes them).
 import io
 
 import numpy as np
+from pad_helpers import data_url, render_drawing
 from PIL import Image
 
 import fnn
 from fnn_web import create_app
-from pad_helpers import data_url, render_drawing
 
 N = 1000
 

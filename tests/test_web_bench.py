@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "bench" / "serve_bench.py"
 
 

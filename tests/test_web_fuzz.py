@@ -15,7 +15,6 @@ import zlib
 from urllib.parse import urlparse
 
 import numpy as np
-
 from pad_helpers import data_url, get_json, png, post_json, render_drawing
 from test_preprocess import png_header
 

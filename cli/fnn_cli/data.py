@@ -14,8 +14,8 @@ import sys
 import click
 
 from fnn import datasets
-from fnn_cli.common import OptionError
 from fnn.datasets import download as downloads
+from fnn_cli.common import OptionError
 
 
 class DatasetArg(click.ParamType):

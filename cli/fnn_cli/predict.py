@@ -23,8 +23,8 @@ def predict(model, files, top_k, as_json):
     Example:
       fnn-cli predict runs/mnist-784-128-64-10-20261130-120000 digit.png batch.npy --top-k 2
     """
-    from fnn.serving import inference
     from fnn import serialization
+    from fnn.serving import inference
     from fnn.training import runs
 
     try:

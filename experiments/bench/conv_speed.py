@@ -46,9 +46,9 @@ from contextlib import contextmanager
 import numpy as np
 
 import fnn
-from fnn import layers, losses, optim, random
-from fnn.layers import conv as conv_module
+from fnn import losses, optim, random
 from fnn.layers import Conv2D, Dense, Flatten, MaxPool2D, Relu, Reshape
+from fnn.layers import conv as conv_module
 
 BATCH = 128
 NETS = ("lenet", "convnet")

@@ -19,7 +19,6 @@ import tempfile
 from pathlib import Path
 
 from fnn import datasets
-
 from fnn.training import diagnostics, runs
 from fnn.training.config import FitConfig
 from fnn.training.experiment import fit_config

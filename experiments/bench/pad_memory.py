@@ -25,7 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serve_bench import payloads, start_server  # noqa: E402
 
 from fnn import datasets  # noqa: E402
-
 from fnn.training import runs
 
 TARGET_PERCENT = 10.0

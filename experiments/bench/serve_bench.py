@@ -31,7 +31,6 @@ import numpy as np
 from PIL import Image
 
 from fnn import datasets
-
 from fnn.training import runs
 
 TARGETS = {"startup_s": 3.0, "per_second": 300.0, "p99_ms": 50.0, "errors": 0}

@@ -18,10 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fnn import datasets
-
-from fnn import serialization
-
+from fnn import datasets, serialization
 from fnn.training import sweep
 from fnn.training.dask import cluster_runner, local_cluster
 from fnn.tree import tree_equal

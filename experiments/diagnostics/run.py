@@ -21,10 +21,8 @@ from pathlib import Path
 import attrs
 
 from fnn import datasets
-
-from fnn.training import diagnostics, runs
-
 from fnn.evaluation import plotting
+from fnn.training import diagnostics, runs
 from fnn.training.config import FitConfig
 from fnn.training.experiment import fit_config
 

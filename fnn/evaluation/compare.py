@@ -12,10 +12,9 @@ import io as _io
 from pathlib import Path
 
 from fnn import serialization
-
-from fnn.training import runs
-from fnn.evaluation.report import EvaluationError
 from fnn.evaluation.markdown import table
+from fnn.evaluation.report import EvaluationError
+from fnn.training import runs
 
 TABLE_FILE, CSV_FILE = "compare.md", "compare.csv"
 CURVES_FILE, SCATTER_FILE = "val_curves.png", "accuracy_vs_cost.png"

@@ -26,14 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fnn import layers, losses, metrics, tasks
-
-from fnn import serialization
-
+from fnn import layers, losses, metrics, serialization, tasks
 from fnn.evaluation import markdown
-
-from fnn.training import runs
 from fnn.train import predict_outputs
+from fnn.training import runs
 
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.md"
@@ -139,8 +135,7 @@ def confidence_summary(y_true, probs, n_bins: int = 15) -> dict:
 
 def transform_for(metadata: dict):
     """The uint8 -> float32 transform a model was trained with, from its ``preprocessing`` metadata."""
-    from fnn import datasets
-    from fnn import serialization
+    from fnn import datasets, serialization
 
     mean, std = serialization.standardization(metadata)
     grayscale = bool(serialization.preprocessing_of(metadata).get("grayscale", False))
@@ -263,8 +258,8 @@ def block_outputs(model, params, x, last, state=None):
 def draw_diagnostics(out, rows, history, model, params, features, y, images=None, classes=None, n_saliency=8) -> dict:
     """The training-diagnostics PNGs of a run (``rows`` from ``diagnostics.jsonl``) and a saliency map
     of the first ``n_saliency`` examples (``features``: the model's inputs; ``images``: what to show)."""
-    from fnn.training import diagnostics
     from fnn.evaluation import plotting
+    from fnn.training import diagnostics
 
     files = {"gradient_norms": plotting.gradient_norms(rows, out / "gradient_norms.png"),
              "activation_histograms": plotting.activation_histograms(rows, out / "activation_histograms.png"),

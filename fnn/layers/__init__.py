@@ -16,14 +16,13 @@
 
 from fnn.layers.activations import Identity, LeakyRelu, Relu, Sigmoid, Softmax, Tanh, elementwise, log_softmax, softmax
 from fnn.layers.base import REGISTRY, Layer, SpecError, apply_model, build, child_keys, init_state, layer, register, serial, vjp_model
+from fnn.layers.conv import Conv2D
 from fnn.layers.dense import Dense
 from fnn.layers.mlp import ACTIVATIONS, DEFAULT_INIT, mlp
-from fnn.layers.regularization import Dropout
-from fnn.layers.shape import Flatten
-from fnn.layers.shape import Reshape
-from fnn.layers.conv import Conv2D
-from fnn.layers.pool import AvgPool2D, GlobalAvgPool, MaxPool2D
 from fnn.layers.norm import BatchNorm
+from fnn.layers.pool import AvgPool2D, GlobalAvgPool, MaxPool2D
+from fnn.layers.regularization import Dropout
+from fnn.layers.shape import Flatten, Reshape
 
 __all__ = [
     "Layer", "layer", "serial", "apply_model", "vjp_model", "init_state", "register", "build", "REGISTRY", "SpecError", "child_keys", "elementwise",

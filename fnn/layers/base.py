@@ -41,9 +41,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Callable, NamedTuple
-
-import numpy as np
+from collections.abc import Callable
+from typing import NamedTuple
 
 from fnn import random
 from fnn.tree import tree_leaves, tree_map

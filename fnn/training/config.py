@@ -154,7 +154,7 @@ class FitConfig:
         return [a.name for a in attrs.fields(cls)]
 
     @classmethod
-    def from_dict(cls, data: dict) -> "FitConfig":
+    def from_dict(cls, data: dict) -> FitConfig:
         """Build from a mapping; an unknown key is an error naming it, the nearest valid key, and the valid ones."""
         if not isinstance(data, dict):
             raise ConfigError(f"a config must be a mapping of keys to values, got {type(data).__name__}")
@@ -174,7 +174,7 @@ class FitConfig:
         d["augment"] = None if self.augment is None else dict(self.augment)
         return d
 
-    def replace(self, **changes) -> "FitConfig":
+    def replace(self, **changes) -> FitConfig:
         """A copy with ``changes`` applied (validated like the original)."""
         return FitConfig.from_dict({**self.to_dict(), **changes})
 
