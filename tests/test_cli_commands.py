@@ -155,7 +155,8 @@ def test_sweep_grid_parallel_with_a_failing_config(cli_runner, cli_app, small_np
 
 @pytest.mark.parametrize(
     "text, needle",
-    [("grid: {lrr: [1]}\n", "lrr"), ("base: {epochs: 0}\n", "epochs"), ("grid: {lr: 3}\n", "non-empty list"), ("- 1\n", "mapping"), ("cells: 3\n", "base")],
+    [("grid: {lrr: [1]}\n", "lrr"), ("base: {epochs: 0}\n", "epochs"), ("grid: {lr: 3}\n", "non-empty list"), ("- 1\n", "mapping"),
+     ("cells: 3\n", "base")],
 )
 def test_sweep_bad_files(cli_runner, cli_app, tmp_path, text, needle):
     spec = tmp_path / "s.yaml"

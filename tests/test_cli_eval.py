@@ -98,7 +98,8 @@ def test_plot_redraws_training_curves(mnist_run, tmp_path):
 def test_plot_a_run_still_training(tmp_path):
     run = tmp_path / "live"
     run.mkdir()
-    rows = [{"epoch": e, "loss": 1 / e, "accuracy": 1 - 0.3 / e, "val_loss": 1.1 / e, "val_accuracy": 1 - 0.35 / e, "lr": 1e-3} for e in (1, 2, 3)]
+    rows = [{"epoch": e, "loss": 1 / e, "accuracy": 1 - 0.3 / e, "val_loss": 1.1 / e, "val_accuracy": 1 - 0.35 / e, "lr": 1e-3}
+            for e in (1, 2, 3)]
     (run / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows) + '{"epoch": 4, "lo')  # torn last line
     r = run_cli("plot", run)
     assert r.exit_code == 0, r.output

@@ -132,7 +132,7 @@ def test_sigkill_between_and_mid_epoch_then_resume_is_bit_identical(cli_runner, 
         out = tmp_path / mode
         proc = _start(_slow_args(small_npz, out))
         metrics = out / "metrics.jsonl"
-        assert _wait_for(lambda: metrics.is_file() and len(metrics.read_text().splitlines()) >= 1)
+        assert _wait_for(lambda metrics=metrics: metrics.is_file() and len(metrics.read_text().splitlines()) >= 1)
         if mode == "mid":
             time.sleep(0.15)  # inside epoch 2
         proc.send_signal(signal.SIGKILL)

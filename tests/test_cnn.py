@@ -282,8 +282,8 @@ def wait_until(predicate, proc, timeout=120.0):
 
 
 def test_sigkill_during_training_of_a_batchnorm_cnn_then_resume_is_bit_identical(cli_runner, cli_app, small_npz, tmp_path):
-    args = ["--dataset", str(small_npz), "--arch", "conv4x3,bn,pool2,dense16,dropout0.2,10", "--epochs", "3", "--batch-size", "32", "--val-split", "0.5",
-            "--augment", "digits", "--threads", "1", "-q"]
+    args = ["--dataset", str(small_npz), "--arch", "conv4x3,bn,pool2,dense16,dropout0.2,10", "--epochs", "3", "--batch-size", "32",
+            "--val-split", "0.5", "--augment", "digits", "--threads", "1", "-q"]
     ref = tmp_path / "ref"
     r = cli_runner.invoke(cli_app, ["fit", *args, "--out", str(ref)])
     assert r.exit_code == 0, r.output

@@ -130,7 +130,8 @@ def test_conv_backward_twice_gives_the_same_gradients(use_ws):
 
 
 # few filters: neighbouring output pixels share a row of the product (conv.row_group); (filters, kernel, stride, padding, in_shape)
-GROUPED = [(6, 5, 1, "same", (2, 6, 8, 1)), (6, 3, 1, "valid", (2, 7, 10, 3)), (8, 5, 2, "same", (1, 9, 12, 2)), (4, "3,5", 1, 1, (2, 4, 8, 2))]
+GROUPED = [(6, 5, 1, "same", (2, 6, 8, 1)), (6, 3, 1, "valid", (2, 7, 10, 3)), (8, 5, 2, "same", (1, 9, 12, 2)),
+           (4, "3,5", 1, 1, (2, 4, 8, 2))]
 
 
 @pytest.mark.parametrize("filters, kernel, stride, padding, in_shape", GROUPED)

@@ -136,7 +136,7 @@ def test_saliency_equals_finite_differences_in_float64():
         x = x.copy()
         sal = diagnostics.saliency(model, params, x, label)
         numeric = gradcheck.numeric_grad(
-            lambda: losses.softmax_cross_entropy.apply(model.apply(params, x[None]), np.array([label])), x)
+            lambda x=x, label=label: losses.softmax_cross_entropy.apply(model.apply(params, x[None]), np.array([label])), x)
         assert sal.shape == x.shape and sal.dtype == np.float64
         assert gradcheck.relative_error(sal, numeric) <= 1e-5
         assert np.allclose(row, sal, rtol=1e-12)  # a batch row is that example's own dL/dx

@@ -115,7 +115,8 @@ def test_reduce_lr_on_plateau_lowers_the_rate_when_val_loss_stalls():
                      validation_split=0.2, callbacks=[flat], verbose=0)
     lrs = result.history["lr"]  # the rate the epoch's steps used (kept as float32)
     assert lrs == pytest.approx([0.1, 0.1, 0.05, 0.025], rel=1e-6)  # epoch 1 sets the best; every later epoch stalls
-    assert [e for e, _ in flat.reductions] == [2, 3, 4] and [lr for _, lr in flat.reductions] == pytest.approx([0.05, 0.025, 0.0125], rel=1e-6)
+    assert [e for e, _ in flat.reductions] == [2, 3, 4]
+    assert [lr for _, lr in flat.reductions] == pytest.approx([0.05, 0.025, 0.0125], rel=1e-6)
     steady = cbs.ReduceLROnPlateau("val_loss", factor=0.5, patience=3)
     again = fnn.fit(fnn.mlp([2, 8, 3]), x, y, optimizer=optim.sgd(0.1), epochs=3, batch_size=64, validation_split=0.2,
                     callbacks=[steady], verbose=0)
@@ -235,7 +236,8 @@ def test_class_weight_and_sample_weight_weigh_the_loss_and_match_by_hand():
     plain = fnn.fit(model, x, y, epochs=2, batch_size=50, shuffle=False, params=params, verbose=0)
     assert not tree_equal(a.params, plain.params)
     ones = fnn.fit(model, x, y, epochs=2, batch_size=50, shuffle=False, sample_weight=np.ones(300), params=params, verbose=0)
-    assert all(np.allclose(u, v, rtol=1e-6, atol=1e-7) for u, v in zip(fnn.tree.tree_leaves(ones.params), fnn.tree.tree_leaves(plain.params)))
+    assert all(np.allclose(u, v, rtol=1e-6, atol=1e-7)
+               for u, v in zip(fnn.tree.tree_leaves(ones.params), fnn.tree.tree_leaves(plain.params)))
     with pytest.raises(ValueError, match="no weight for classes"):
         fnn.fit(model, x, y, class_weight={0: 1.0}, verbose=0)
 

@@ -82,12 +82,12 @@ def test_20_sigkills_at_random_moments_then_resume_is_bit_identical(cli_runner, 
             time.sleep(rng.uniform(0.0, 0.6))
         elif phase == "mid-epoch":  # after the next epoch's checkpoint, somewhere inside the following epoch
             before = checkpoint_stamp(ckpt)
-            wait_until(lambda: checkpoint_stamp(ckpt) != before, proc)
+            wait_until(lambda before=before: checkpoint_stamp(ckpt) != before, proc)
             time.sleep(rng.uniform(0.1, 0.9) * epoch_seconds)
         else:  # as soon as a checkpoint write shows: its temporary file exists (or the checkpoint itself changed)
             before = checkpoint_stamp(ckpt)
-            wait_until(lambda: any(n.startswith(".checkpoint.npz.") for n in temporaries(run)) or checkpoint_stamp(ckpt) != before,
-                       proc)
+            wait_until(lambda before=before: any(n.startswith(".checkpoint.npz.") for n in temporaries(run))
+                       or checkpoint_stamp(ckpt) != before, proc)
         if proc.poll() is not None:  # the run ended before the moment came: it must have ended well
             assert proc.returncode == 0, proc.stderr.read().decode()[-2000:]
             pytest.fail(f"the run finished after {len(kills)} kills; give it more epochs")

@@ -221,7 +221,8 @@ def test_ordinary_requests_are_answered_under_200_slow_connections(pad_models, l
         loris.stop.set()
         loris.join(30)
     answered = len(latencies) / (len(latencies) + len(failures))
-    print(f"\n{SLOW_CONNECTIONS} slow connections, connection limit {limit or 1000}: {answered:.0%} of {len(latencies) + len(failures)} ordinary "
+    print(f"\n{SLOW_CONNECTIONS} slow connections, connection limit {limit or 1000}: "
+          f"{answered:.0%} of {len(latencies) + len(failures)} ordinary "
           f"requests answered in {seconds:.1f} s, p50 {percentile(latencies, 50) * 1e3:.0f} ms, "
           f"p99 {percentile(latencies, 99) * 1e3:.0f} ms; {len(loris.timeouts)} slow connections got a 408 "
           f"({loris.opened} opened)")

@@ -147,7 +147,7 @@ def test_worst_dataset_files_and_folders(cli_runner, cli_app, tmp_path, name):
 # ---------------------------------------------------------------- model files given to predict and evaluate
 
 
-def _hostile_models(run, folder):
+def _hostile_models(run, folder):  # noqa: F811 (the run fixture, passed on by the test)
     """name -> path of a hostile model file, each made from the run's real model.npz."""
     with zipfile.ZipFile(run / runs.MODEL) as zf:
         members = [(n, zf.read(n)) for n in zf.namelist()]
@@ -178,7 +178,7 @@ def _hostile_models(run, folder):
     }
 
 
-def test_hostile_model_files_given_to_predict_evaluate_and_serve(cli_runner, cli_app, run, tmp_path):
+def test_hostile_model_files_given_to_predict_evaluate_and_serve(cli_runner, cli_app, run, tmp_path):  # noqa: F811 (pytest injects the run fixture by name)
     digit = tmp_path / "x.npy"
     np.save(digit, np.zeros((1, 784), np.float32))
     for name, (path, needle) in _hostile_models(run, tmp_path).items():
@@ -238,7 +238,7 @@ IMAGES = {
 
 
 @pytest.mark.parametrize("name", sorted(IMAGES))
-def test_worst_images_and_arrays_given_to_predict(cli_runner, cli_app, run, tmp_path, name):
+def test_worst_images_and_arrays_given_to_predict(cli_runner, cli_app, run, tmp_path, name):  # noqa: F811 (pytest injects the run fixture by name)
     make, needle = IMAGES[name]
     make(tmp_path / name)
     good = tmp_path / "good.png"
@@ -327,7 +327,7 @@ def test_a_real_server_refuses_oversized_chunked_bodies_and_garbage_and_keeps_an
 # ---------------------------------------------------------------- no half-written outputs
 
 
-def test_a_disk_filling_up_while_evaluate_draws_leaves_no_half_written_file(cli_runner, cli_app, run, tmp_path, monkeypatch):
+def test_a_disk_filling_up_while_evaluate_draws_leaves_no_half_written_file(cli_runner, cli_app, run, tmp_path, monkeypatch):  # noqa: F811 (pytest injects the run fixture by name)
     from matplotlib.figure import Figure
 
     real_savefig, calls = Figure.savefig, {"n": 0}
@@ -355,7 +355,7 @@ def test_a_disk_filling_up_while_evaluate_draws_leaves_no_half_written_file(cli_
     assert (out / "metrics.json").is_file() and (out / "report.md").is_file()
 
 
-def test_compare_of_a_non_run_writes_nothing(cli_runner, cli_app, run, tmp_path):
+def test_compare_of_a_non_run_writes_nothing(cli_runner, cli_app, run, tmp_path):  # noqa: F811 (pytest injects the run fixture by name)
     out = tmp_path / "cmp"
     one_line(cli_runner.invoke(cli_app, ["compare", str(run), str(tmp_path / "missing"), "--out", str(out)]), 2, "missing")
     assert not out.exists()
@@ -375,7 +375,7 @@ DAMAGE = {
 
 
 @pytest.mark.parametrize("damage", sorted(DAMAGE))
-def test_damaged_run_folders_are_named_and_nothing_is_written(cli_runner, cli_app, run, tmp_path, damage):
+def test_damaged_run_folders_are_named_and_nothing_is_written(cli_runner, cli_app, run, tmp_path, damage):  # noqa: F811 (pytest injects the run fixture by name)
     import shutil
 
     name, content, needle = DAMAGE[damage]
@@ -396,7 +396,7 @@ def test_damaged_run_folders_are_named_and_nothing_is_written(cli_runner, cli_ap
     assert r.exit_code == 0 and "damaged" in r.output and "Traceback" not in r.output
 
 
-def test_a_metrics_line_torn_by_a_kill_is_skipped(run, tmp_path):
+def test_a_metrics_line_torn_by_a_kill_is_skipped(run, tmp_path):  # noqa: F811 (pytest injects the run fixture by name)
     import shutil
 
     torn = tmp_path / "torn"

@@ -506,7 +506,7 @@ def test_member_count_and_member_table_are_checked_before_zipfile_reads_the_tabl
 def test_deeply_nested_json_is_refused(tmp_path, depth):
     nested = "[" * depth + "]" * depth
     for place in ("metadata", "model"):
-        def change(m):
+        def change(m, place=place):
             return json.dumps({**m, place: "@"}).replace('"@"', nested if place == "metadata" else
                                                          '{"type": "serial", "layers": [' * depth + "]}" * depth)
         peak = refused(write(tmp_path, with_manifest(MODEL, change)), "nested deeper|not valid JSON")

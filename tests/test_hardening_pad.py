@@ -27,7 +27,7 @@ def bodies(x, n, seed=8):
     """``n`` seeded request bodies from the digits ``x``: mostly valid (images, pixels, either model, compare), some malformed."""
     rng = np.random.default_rng(seed)
     out = []
-    for i in range(n):
+    for _ in range(n):
         digit = x[int(rng.integers(len(x)))]
         kind = rng.choice(["image", "pixels", "bad"], p=[0.45, 0.45, 0.1])
         if kind == "image":

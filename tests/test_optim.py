@@ -59,7 +59,10 @@ def by_hand_adagrad(a0=0.1, eps=1e-7):
     return p1, p1 - lr * g2 / (np.sqrt(a2) + eps)
 
 
-def by_hand_adam(b1=0.9, b2=0.999, eps=1e-8, wd=0.0, mask=np.array([1, 1, 0])):
+ADAM_MASK = np.array([1, 1, 0])  # which entries weight decay reaches
+
+
+def by_hand_adam(b1=0.9, b2=0.999, eps=1e-8, wd=0.0, mask=ADAM_MASK):
     m1, v1 = (1 - b1) * g1, (1 - b2) * g1**2
     u1 = (m1 / (1 - b1)) / (np.sqrt(v1 / (1 - b2)) + eps)
     p1 = p0 - lr * (u1 + wd * mask * p0)

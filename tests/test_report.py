@@ -40,7 +40,8 @@ def test_analyze_hand_case():
     assert r["accuracy"] == 0.5
     assert r["confusion_matrix"] == [[1, 0, 1], [0, 1, 0], [0, 1, 0]]
     # loss = mean of logsumexp(z) - z[y], worked out with math.log / math.exp
-    want = [math.log(math.exp(2) + 2) - 2, math.log(math.exp(1) + 2) - 1, math.log(math.exp(3) + 2), math.log(math.e + math.exp(2) + math.exp(3)) - 1]
+    want = [math.log(math.exp(2) + 2) - 2, math.log(math.exp(1) + 2) - 1, math.log(math.exp(3) + 2),
+            math.log(math.e + math.exp(2) + math.exp(3)) - 1]
     assert r["loss"] == pytest.approx(sum(want) / 4, rel=1e-6)
     c = {row["class"]: row for row in r["per_class"]}
     assert (c["c"]["precision"], c["c"]["recall"], c["c"]["support"]) == (0.0, 0.0, 1)  # c: one example, predicted once, wrongly

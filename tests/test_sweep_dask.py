@@ -60,7 +60,8 @@ def test_local_cluster_sweep_is_bit_identical_to_a_sequential_local_sweep(cli_ru
     assert [untimed(row) for row in rows] == [untimed(row) for row in local]
     for row in rows:
         mine, theirs = tmp_path / "dask" / row["name"], tmp_path / "seq" / row["name"]
-        assert tree_equal(serialization.load_model(mine / runs.MODEL).params, serialization.load_model(theirs / runs.MODEL).params), row["name"]
+        assert tree_equal(serialization.load_model(mine / runs.MODEL).params,
+                          serialization.load_model(theirs / runs.MODEL).params), row["name"]
         assert sorted(p.name for p in mine.iterdir()) == sorted(p.name for p in theirs.iterdir())
         assert (mine / runs.CONFIG).read_bytes() == (theirs / runs.CONFIG).read_bytes()
         assert [untimed(m) for m in runs.read_metrics(mine)] == [untimed(m) for m in runs.read_metrics(theirs)]
@@ -160,7 +161,8 @@ def test_without_dask_in_a_fresh_interpreter(small_npz, tmp_path):
     assert p.stderr.strip().splitlines() == ["Error: --scheduler needs Dask, which is not installed: pip install 'fnn[distributed]'"]
     assert not (tmp_path / "runs").exists()
     # the library and the CLI import Dask only when a sweep uses it
-    check = "import sys, fnn, fnn.training.sweep, fnn.training.dask, fnn_cli.main; print(sorted({m.split('.')[0] for m in sys.modules} & {'dask', 'distributed'}))"
+    check = ("import sys, fnn, fnn.training.sweep, fnn.training.dask, fnn_cli.main; "
+             "print(sorted({m.split('.')[0] for m in sys.modules} & {'dask', 'distributed'}))")
     assert subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True).stdout.strip() == "[]"
 
 

@@ -112,7 +112,8 @@ def bars(d):
     out = []
     for r in rows:
         value = r.find_element(By.CLASS_NAME, "value").text
-        out.append((r.find_element(By.CLASS_NAME, "class").text, float(value.rstrip("%")) if value != "–" else None, "top" in r.get_attribute("class")))
+        out.append((r.find_element(By.CLASS_NAME, "class").text, float(value.rstrip("%")) if value != "–" else None,
+                    "top" in r.get_attribute("class")))
     return out
 
 
@@ -121,7 +122,8 @@ def stroke_path(actions, points, step=8):
     for (x0, y0), (x1, y1) in zip(points, points[1:]):
         n = max(1, int(max(abs(x1 - x0), abs(y1 - y0)) / step))
         for i in range(n):
-            actions.move_by_offset(round((x1 - x0) * (i + 1) / n) - round((x1 - x0) * i / n), round((y1 - y0) * (i + 1) / n) - round((y1 - y0) * i / n))
+            actions.move_by_offset(round((x1 - x0) * (i + 1) / n) - round((x1 - x0) * i / n),
+                                   round((y1 - y0) * (i + 1) / n) - round((y1 - y0) * i / n))
 
 
 def predict_requests(d):
@@ -174,7 +176,8 @@ def test_draw_predict_switch_compare_sample_upload_clear(driver, pad, shots, tmp
     # Compare view: both models side by side, the selected one marked.
     d.find_element(By.ID, "compare-toggle").click()
     wait.until(lambda d: d.find_element(By.ID, "compare").is_displayed())
-    wait.until(lambda d: all(re.fullmatch(r"\d", r.find_element(By.TAG_NAME, "td").text) for r in d.find_elements(By.CSS_SELECTOR, "#compare-body tr")))
+    wait.until(lambda d: all(re.fullmatch(r"\d", r.find_element(By.TAG_NAME, "td").text)
+                             for r in d.find_elements(By.CSS_SELECTOR, "#compare-body tr")))
     rows = d.find_elements(By.CSS_SELECTOR, "#compare-body tr")
     assert [r.find_element(By.TAG_NAME, "th").text.split("\n")[0] for r in rows] == ["mnist", "small"]
     assert all(re.fullmatch(r"\d+\.\d% on test", r.find_element(By.CLASS_NAME, "accuracy").text) for r in rows)
@@ -306,8 +309,10 @@ def test_fashion_model_reads_uploads_and_shows_class_names(driver, pad, shots, t
     d.find_element(By.CSS_SELECTOR, "#classes button[data-class='1']").click()
     wait.until(lambda d: re.fullmatch(r"Test image #\d+ \(fashion-mnist\): true Trouser, predicted .+ [✓✗]", text(d, "sample-info")))
     d.find_element(By.ID, "compare-toggle").click()
-    compared = (lambda d: [r.find_element(By.TAG_NAME, "th").text.split("\n")[0]
-                           for r in d.find_elements(By.CSS_SELECTOR, "#compare-body tr")])
+
+    def compared(d):
+        return [r.find_element(By.TAG_NAME, "th").text.split("\n")[0] for r in d.find_elements(By.CSS_SELECTOR, "#compare-body tr")]
+
     wait.until(lambda d: compared(d) == ["fashion"])
     wait.until(lambda d: "Test confusion matrix" in text(d, "confusion-caption"))
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#history li")) == 2)
@@ -330,7 +335,8 @@ def test_cifar_shaped_model_reads_colour_photos_and_keeps_the_last_10(driver, pa
         (tmp_path / f"p{i}.png").write_bytes(png(np.asarray(Image.fromarray(x[i]).resize((96, 96), Image.Resampling.BICUBIC))))
         want = post_json(pad + "/api/predict", {"image": data_url((tmp_path / f"p{i}.png").read_bytes()), "model": "shapes"})[1]
         d.find_element(By.ID, "upload").send_keys(str(tmp_path / f"p{i}.png"))
-        wait.until(lambda d, n=min(i + 1, 10), label=want["class"]: len(d.find_elements(By.CSS_SELECTOR, "#history li")) == n
+        shown = min(i + 1, 10)
+        wait.until(lambda d, n=shown, label=want["class"]: len(d.find_elements(By.CSS_SELECTOR, "#history li")) == n
                    and d.find_element(By.CSS_SELECTOR, "#history li strong").text == label)
         assert text(d, "label") == want["class"]
     history = d.find_elements(By.CSS_SELECTOR, "#history li")

@@ -107,7 +107,8 @@ class Bodies:
                 body = (body if isinstance(body, str) else json.dumps(body)).encode()
             ctype = "application/json"
             if kind.__name__ != "valid" and self.rng.random() < 0.08:
-                ctype = self.pick(["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "", "image/png", "application/jsonx"])
+                ctype = self.pick(["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "", "image/png",
+                                   "application/jsonx"])
             yield kind.__name__, ctype, body
 
 
@@ -145,7 +146,8 @@ def test_fuzzed_bodies_get_only_client_errors_and_the_server_keeps_answering(pad
     assert status == 200 and answer["label"] == 7
     print("\nstatuses by kind:", {k: sorted(v) for k, v in seen.items()})
     assert seen["valid"] == {200} and seen["oversized"] >= {413} and 415 in set().union(*seen.values())
-    assert all(400 in seen[k] for k in ("broken_json", "wrong_types", "bad_numbers", "wrong_lengths", "bad_base64", "non_image", "huge_dimensions"))
+    assert all(400 in seen[k]
+               for k in ("broken_json", "wrong_types", "bad_numbers", "wrong_lengths", "bad_base64", "non_image", "huge_dimensions"))
 
 
 def zeros_zlib(n, block=20001 * 1000):

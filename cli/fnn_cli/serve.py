@@ -246,7 +246,8 @@ def serve(models, host, port, threads, connection_limit, header_timeout, body_ti
     if not paths:
         latest = runs.latest_run(runs.DEFAULT_ROOT, "mnist")
         if latest is None:
-            fail(f"no MNIST run under {runs.DEFAULT_ROOT}/ to serve: train one with `fnn-cli fit --arch 784,128,64,10`, or pass --models RUN_OR_FILE")
+            fail(f"no MNIST run under {runs.DEFAULT_ROOT}/ to serve: train one with `fnn-cli fit --arch 784,128,64,10`, "
+                 "or pass --models RUN_OR_FILE")
         paths = [str(latest)]
     reserve_files(connection_limit)
 

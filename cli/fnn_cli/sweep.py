@@ -43,7 +43,7 @@ class SweepProgress:
             status = f"FAILED: {row['error']}"
         line = f"[{done}/{total}] {row['name']}: {status}"
         if self.tty:
-            self._write(("\x1b[%dF\x1b[J" % self.drawn if self.drawn else "") + line + "\n")
+            self._write((f"\x1b[{self.drawn:d}F\x1b[J" if self.drawn else "") + line + "\n")
             block = [self.bar()] + self.table()
             self._write("\n".join(block) + "\n")
             self.drawn = len(block)

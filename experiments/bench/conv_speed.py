@@ -266,7 +266,8 @@ def report(net, reps, quick, threads, use_torch):
             print(f"  PyTorch                   {t}")
         else:
             ratio = statistics.median(times["plain"]) / statistics.median(t["times"]["fwd_bwd"])
-            print(f"  PyTorch {t['version']} x{t['threads']} forward+backward {spread(t['times']['fwd_bwd'])}   fnn / PyTorch = {ratio:.2f}")
+            print(f"  PyTorch {t['version']} x{t['threads']} forward+backward {spread(t['times']['fwd_bwd'])}   "
+                  f"fnn / PyTorch = {ratio:.2f}")
             print(f"  PyTorch train step (Adam)           {spread(t['times']['step'])}")
 
 

@@ -522,7 +522,7 @@ def profile_epoch(api):
     stats = pstats.Stats(prof)
     rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:12]
     print(f"  profile of one fnn epoch ({total:.3f} s under cProfile), by own time:")
-    for (path, line, func), (_, ncalls, tottime, cumtime, _) in rows:
+    for (path, line, func), (_, ncalls, tottime, _cumtime, _) in rows:
         where = f"{Path(path).name}:{line}({func})" if path != "~" else func
         print(f"    {tottime / total * 100:5.1f}%  {tottime:.3f} s  {ncalls:>6} calls  {where}")
 

@@ -84,8 +84,8 @@ def exp_depth(data, runs_dir, out, quick):
     table = []
     for r in done:
         first, last = r["rows"][0]["layers"], r["rows"][-1]["layers"]
-        table.append((r["name"], f"{first[0]['grad_norm'] / max(l['grad_norm'] for l in first):.1e}",
-                      f"{last[0]['grad_norm'] / max(l['grad_norm'] for l in last):.1e}",
+        table.append((r["name"], f"{first[0]['grad_norm'] / max(layer['grad_norm'] for layer in first):.1e}",
+                      f"{last[0]['grad_norm'] / max(layer['grad_norm'] for layer in last):.1e}",
                       per_layer(r["rows"][-1], "update_ratio", "{:.0e}"), pct(r["summary"]["test_accuracy"])))
     write(out, ["net", "layer 1 / largest gradient norm, init", "same, last epoch", "update ratio per layer, last epoch",
                 "test acc"], table, done)

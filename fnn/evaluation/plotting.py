@@ -205,7 +205,7 @@ def confused_pairs(cm, classes, path, top=10, title="Most confused class pairs")
         else:
             counts = [n for _, _, n in pairs]
             ax.barh(range(len(pairs)), counts, color=WRONG, height=0.7)
-            for r, (i, j, n) in enumerate(pairs):
+            for r, (i, _j, n) in enumerate(pairs):
                 ax.text(n, r, f" {n}  ({n / support[i]:.1%} of {names[i]})", va="center", fontsize=9)
             ax.set_yticks(range(len(pairs)), [f"{names[i]} → {names[j]}" for i, j, _ in pairs])
             ax.invert_yaxis()

@@ -25,7 +25,8 @@ from fnn.layers.regularization import Dropout
 from fnn.layers.shape import Flatten, Reshape
 
 __all__ = [
-    "Layer", "layer", "serial", "apply_model", "vjp_model", "init_state", "register", "build", "REGISTRY", "SpecError", "child_keys", "elementwise",
+    "Layer", "layer", "serial", "apply_model", "vjp_model", "init_state", "register", "build", "REGISTRY", "SpecError", "child_keys",
+    "elementwise",
     "Dense", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Identity", "Softmax", "Dropout", "Flatten",
     "mlp", "ACTIVATIONS", "DEFAULT_INIT", "softmax", "log_softmax",
 ]

@@ -85,7 +85,8 @@ def BatchNorm(momentum: float = 0.9, eps: float = 1e-5) -> Layer:
         x2 = x.reshape(-1, c)
         m = len(x2)
         if m < 2:
-            raise ValueError(f"BatchNorm training needs more than one value per channel, got input shape {x.shape}: use a batch of 2 or more")
+            raise ValueError(f"BatchNorm training needs more than one value per channel, got input shape {x.shape}: "
+                             "use a batch of 2 or more")
         dtype = np.result_type(x, params["scale"])
         ones = ws.array("ones", (m,), dtype)
         ones.fill(1)

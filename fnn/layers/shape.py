@@ -48,7 +48,8 @@ def Reshape(shape) -> Layer:
         known = math.prod(d for d in target if d != -1)
         if -1 in target:
             if size % known:
-                raise ValueError(f"Reshape {target} cannot take input shape {tuple(in_shape)}: {size} values per row do not split into rows of {known}")
+                raise ValueError(f"Reshape {target} cannot take input shape {tuple(in_shape)}: "
+                                 f"{size} values per row do not split into rows of {known}")
             return tuple(size // known if d == -1 else d for d in target)
         if known != size:
             raise ValueError(f"Reshape {target} needs {known} values per row, got input shape {tuple(in_shape)} ({size} values)")

@@ -130,7 +130,8 @@ class FitConfig:
     weight_decay: float | None = attrs.field(default=None, validator=_optional(_nonneg_float))
     l1: float = attrs.field(default=0.0, validator=_nonneg_float)
     l2: float = attrs.field(default=0.0, validator=_nonneg_float)
-    clip_norm: float | None = attrs.field(default=None, validator=_optional(_positive(float)), converter=lambda v: _to_float(v) if v is not None else v)
+    clip_norm: float | None = attrs.field(default=None, validator=_optional(_positive(float)),
+                                          converter=lambda v: _to_float(v) if v is not None else v)
     val_split: float = attrs.field(default=0.1, validator=_fraction)
     early_stopping: int | None = attrs.field(default=None, validator=_optional(_positive(int)))
     min_delta: float = attrs.field(default=0.0, validator=_nonneg_float)

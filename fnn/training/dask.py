@@ -96,7 +96,8 @@ def connect(scheduler):
     try:
         client = distributed.Client(where)
     except (OSError, TimeoutError) as e:
-        raise SchedulerError(f"scheduler {where}: cannot connect ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no answer'})") from None
+        raise SchedulerError(f"scheduler {where}: cannot connect "
+                             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no answer'})") from None
     with client:
         yield client
 

@@ -252,14 +252,16 @@ def check(row, history=()) -> list[tuple[str, str]]:
     """
     found = []
     layers = row["layers"]
-    for l in layers:
-        if l["dead"] is not None and l["dead"] >= DEAD_FRACTION:
-            found.append((f"dead:{l['layer']}", f"{l['dead']:.0%} of layer {l['layer']}'s ReLUs are dead (never positive "
-                                                f"on the probe): they no longer learn; try a smaller learning rate, He init or LeakyReLU"))
-        if l["saturated"] is not None and l["saturated"] >= SATURATED_FRACTION:
-            found.append((f"saturated:{l['layer']}", f"{l['saturated']:.0%} of layer {l['layer']}'s {l['activation']} units "
-                                                     f"are saturated: their gradients vanish; try Glorot init, smaller inputs or ReLU"))
-    norms = [l["grad_norm"] for l in layers]
+    for layer in layers:
+        if layer["dead"] is not None and layer["dead"] >= DEAD_FRACTION:
+            found.append((f"dead:{layer['layer']}",
+                          f"{layer['dead']:.0%} of layer {layer['layer']}'s ReLUs are dead (never positive on the probe): "
+                          f"they no longer learn; try a smaller learning rate, He init or LeakyReLU"))
+        if layer["saturated"] is not None and layer["saturated"] >= SATURATED_FRACTION:
+            found.append((f"saturated:{layer['layer']}",
+                          f"{layer['saturated']:.0%} of layer {layer['layer']}'s {layer['activation']} units "
+                          f"are saturated: their gradients vanish; try Glorot init, smaller inputs or ReLU"))
+    norms = [layer["grad_norm"] for layer in layers]
     if len(layers) >= 3 and max(norms) > 0 and not found:  # dead layers stop gradients too: that warning says why
         top = int(np.argmax(norms))
         if norms[0] < VANISHING_RATIO * norms[top]:
@@ -387,7 +389,8 @@ class Recorder:
 
 
 def recorder(model, loss, data, config, path, history, resume_epoch, resumed=False) -> Recorder:
-    """The recorder ``fnn-cli fit --diagnostics`` uses: a probe of the run's training split; ``path`` keeps the rows up to ``resume_epoch``."""
+    """The recorder ``fnn-cli fit --diagnostics`` uses: a probe of the run's training split;
+    ``path`` keeps the rows up to ``resume_epoch``."""
     rows = [r for r in read(path) if r["epoch"] <= resume_epoch] if resume_epoch else []  # read() checked each row
     text = "".join(json.dumps(r) + "\n" for r in rows)
     from fnn.serialization import atomic_write
