@@ -1,7 +1,5 @@
 """Issue 18: data augmentation (fnn.datasets.augment): seeded, vectorized, uint8 in and out."""
 
-import time
-
 import numpy as np
 import pytest
 
@@ -117,25 +115,3 @@ def test_bad_options_are_named(value, needle):
 def test_only_uint8_image_batches_are_taken(x):
     with pytest.raises(A.AugmentError, match="uint8 image batches"):
         A.make(shift=1)(x, random.key(0))
-
-
-def test_a_batch_of_128_digits_takes_a_few_milliseconds(digits):
-    """One affine map per image and one bilinear resampling of all 128 at once; printed with -s (the README quotes it).
-
-    Timed in this thread's CPU time (the machine is shared: wall time swings with the load), the wall time printed beside it.
-    """
-    cpu, wall = {}, {}
-    for name, options in (("digits", A.PRESETS["digits"]), ("digits + elastic", {**A.PRESETS["digits"], "elastic": 34.0}),
-                          ("flip", {**A.OFF, "flip": True})):
-        augment = A.make(**options)
-        augment(digits, random.key(0))  # the scratch buffers
-        c, w = [], []
-        for i in range(30):
-            t, t_cpu = time.perf_counter(), time.thread_time()
-            augment(digits, random.key(i))
-            c.append(time.thread_time() - t_cpu)
-            w.append(time.perf_counter() - t)
-        cpu[name], wall[name] = 1000 * float(np.median(c)), 1000 * float(np.median(w))
-    print("\naugmenting 128 MNIST digits, median of 30 (ms): CPU", {k: round(v, 2) for k, v in cpu.items()},
-          "wall", {k: round(v, 2) for k, v in wall.items()})
-    assert cpu["digits"] < 10 and cpu["digits + elastic"] < 15 and cpu["flip"] < 2

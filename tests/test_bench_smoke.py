@@ -22,3 +22,11 @@ def test_speed_benchmark_quick_run_prints_every_figure():
     assert accuracy > 0.5, "four epochs on 2048 examples learn something"
     assert "BLAS threads: 1" in out and "load average" in out
     assert "weights bit-identical to the in-place loop: yes" in out
+
+
+def test_augment_benchmark_prints_a_time_for_every_preset():
+    script = SCRIPT.with_name("augment_speed.py")
+    done = subprocess.run([sys.executable, str(script), "--reps", "2", "--batch", "16"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for name in ("digits", "digits + elastic", "photos (shift 4, flip)", "flip"):
+        assert re.search(rf"{re.escape(name)} +CPU +\d+\.\d+ ms +wall +\d+\.\d+ ms", done.stdout), (name, done.stdout)
