@@ -7,7 +7,7 @@ import pytest
 
 from fnn import optim
 from fnn.datasets import toy
-from fnn.tree import tree_map
+from fnn.tree import tree_flatten, tree_map
 
 G1 = {"w": np.array([[0.5, -1.0]], np.float32), "b": np.array([2.0], np.float32)}
 G2 = {"w": np.array([[-0.25, 0.75]], np.float32), "b": np.array([-1.0], np.float32)}
@@ -234,3 +234,36 @@ def test_weight_decay_mask_excludes_biases_by_default():
     u, _ = opt.update(tree_map(np.zeros_like, P0), opt.init(P0), P0)
     np.testing.assert_allclose(u["w"], 0.1 * P0["w"])
     assert not u["b"].any()
+
+
+@pytest.mark.parametrize("name", ["momentum", "nesterov", "rmsprop", "adam"])
+def test_a_moment_decaying_to_zero_skips_the_subnormal_range(name):
+    """A gradient that stops (a pixel that is always black from then on): the moment decays straight to 0, never
+    through subnormal float32 values (many times slower to compute with)."""
+    make = {"momentum": lambda: optim.momentum(0.1), "nesterov": lambda: optim.momentum(0.1, nesterov=True),
+            "rmsprop": lambda: optim.rmsprop(0.1), "adam": lambda: optim.adam(0.1)}[name]
+    opt = make()
+    params = {"w": np.array([0.5, -0.25], np.float32)}
+    state = opt.init(params)
+    tiny = np.finfo(np.float32).tiny
+    seen = []
+    for step in range(2000):
+        g = {"w": np.array([1e-3, -2e-3], np.float32) if step == 0 else np.zeros(2, np.float32)}
+        updates, state = opt.update(g, state, params)
+        params = optim.apply_updates(params, updates)
+        moments = [a for path, a in tree_flatten(state) if np.ndim(a) and a.dtype == np.float32]
+        seen.append(any(np.any((a != 0) & (np.abs(a) < tiny)) for a in moments))
+        assert all(np.isfinite(a).all() for a in moments)
+    assert not any(seen)
+    assert all(np.all(a == 0) for path, a in tree_flatten(state) if path.endswith(("mu.w", "trace.w")))
+
+
+def test_flush_subnormals_zeroes_only_the_subnormal_entries():
+    tiny = np.finfo(np.float32).tiny
+    a = np.array([tiny / 2, -tiny / 8, tiny, -tiny, 0.0, 1.5, -3e-30, np.inf], np.float32)
+    expected = np.array([0, 0, tiny, -tiny, 0, 1.5, -3e-30, np.inf], np.float32)
+    out = optim.flush_subnormals(a, np.empty_like(a))
+    assert out is a and np.array_equal(a, expected) and np.array_equal(np.signbit(a[2:4]), [False, True])
+    b = np.array([1e-310, 1.0], np.float64)  # float64's own least normal number (2.2e-308)
+    optim.flush_subnormals(b, np.empty_like(b))
+    assert b.tolist() == [0.0, 1.0]
