@@ -28,6 +28,7 @@ state is keyed like its params (``{}`` for stateless children). Callers that
 take any model use :func:`apply_model` and :func:`vjp_model`, which thread
 ``{}`` through stateless ones, as Haiku's ``transform_with_state`` does.
 
+>>> import numpy as np
 >>> from fnn.layers import Dense, Relu
 >>> model = serial(Dense(8), Relu, Dense(2))
 >>> out_shape, params = model.init(random.key(0), (-1, 4))
