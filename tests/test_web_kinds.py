@@ -169,7 +169,9 @@ def test_a_test_image_of_each_class_with_its_true_label(client):
     assert "'class' must be an integer in 0..9" in client.get("/api/sample?model=fashion&class=x").json["message"]
 
 
-def test_confusion_matrix_from_the_test_split_then_from_the_runs_evaluation(client, app, kind_models):  # noqa: F811
+def test_confusion_matrix_from_the_test_split_then_from_the_runs_evaluation(client, app, kind_models, tmp_path):  # noqa: F811
+    import shutil
+
     from fnn.evaluation.report import evaluate_run
 
     reg = app.extensions["fnn"]
@@ -182,8 +184,9 @@ def test_confusion_matrix_from_the_test_split_then_from_the_runs_evaluation(clie
     summary = json.loads((kind_models["shapes"] / "summary.json").read_text())
     assert cm.sum() == 500 and np.trace(cm) / 500 == pytest.approx(summary["test_accuracy"], abs=1e-9)
     assert client.get("/api/models/nope").status_code == 404
-    evaluate_run(kind_models["shapes"], pictures=False)  # fnn-cli evaluate: RUN/eval/metrics.json
-    fresh = create_app({"MODELS": [kind_models["shapes"]]}).test_client().get("/api/models/shapes").json["confusion"]
+    run = shutil.copytree(kind_models["shapes"], tmp_path / "shapes")  # the session's run stays unevaluated for other tests
+    evaluate_run(run, pictures=False)  # fnn-cli evaluate: RUN/eval/metrics.json
+    fresh = create_app({"MODELS": [run]}).test_client().get("/api/models/shapes").json["confusion"]
     assert "fnn-cli evaluate" in fresh["source"] and fresh["matrix"] == cm.tolist()
 
 
