@@ -271,12 +271,27 @@ def predict_outputs(model, params, x, batch_size=1024, state=None):
         raise ValueError(f"predict takes a batch shaped (n, features), got shape {x.shape}; for one example use x[None]")
     if len(x) <= batch_size:
         return apply_model(model, params, x, state=state)
-    first = apply_model(model, params, x[:batch_size], state=state)
+    chunk = _chunk_outputs(model, params, state)
+    first = chunk(x[:batch_size])
     out = np.empty((len(x),) + first.shape[1:], first.dtype)
     out[:batch_size] = first
     for i in range(batch_size, len(x), batch_size):
-        out[i : i + batch_size] = apply_model(model, params, x[i : i + batch_size], state=state)
+        out[i : i + batch_size] = chunk(x[i : i + batch_size])
     return out
+
+
+def _chunk_outputs(model, params, state):
+    """``f(x) -> outputs`` for the chunks of one ``predict`` call.
+
+    A model whose forward pass in training equals inference (no key: no
+    dropout; no state: no BatchNorm) runs its ``vjp`` forward into a workspace
+    of this call, so every chunk reuses the same buffers (fresh arrays per
+    chunk cost page faults); any other model runs ``apply``.
+    """
+    if model.uses_key or model.stateful:
+        return lambda x: apply_model(model, params, x, state=state)
+    ws = Workspace()
+    return lambda x: model.vjp(params, x, None, ws=ws, need_dx=False)[0]
 
 
 def predict_proba(model, params, x, batch_size=1024, state=None, task=None):

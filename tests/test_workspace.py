@@ -173,3 +173,16 @@ def test_workspace_hands_out_the_same_buffers_and_fresh_hands_out_new_ones():
     assert FRESH.like("mu", tree)["a"] is not FRESH.like("mu", tree)["a"]
     grads = {"0": {"w": np.empty(3)}}
     assert Workspace(grads=grads).child("0").grads_like({"w": None})["w"] is grads["0"]["w"]
+
+
+def test_predict_in_chunks_through_one_workspace_equals_apply_on_the_whole_batch():
+    """``predict`` runs a model without key or state chunk by chunk through its vjp forward into a workspace of its own:
+    the outputs are ``apply``'s bit for bit, chunks do not overwrite each other, and a Dropout model still predicts
+    with its inference ``apply`` (no units dropped)."""
+    x = fnn.random.normal(fnn.random.key(3), (2500, 6))
+    for model in (fnn.mlp([6, 16, 8, 3]), fnn.serial(fnn.Dense(16), fnn.Relu, fnn.layers.Dropout(0.5), fnn.Dense(3))):
+        _, params = model.init(fnn.random.key(0), (-1, 6))
+        whole = model.apply(params, x)
+        chunked = fnn.train.predict_outputs(model, params, x, batch_size=1024)
+        assert np.array_equal(chunked, whole) and chunked is not whole
+        assert np.array_equal(fnn.predict(model, params, x, batch_size=1024), whole.argmax(1))
