@@ -13,7 +13,7 @@ import pytest
 from fnn import datasets
 
 ROOT = Path(__file__).resolve().parents[1]
-MNIST_DIR = ROOT / "fnn" / "datasets" / "data" / "mnist"  # what the package ships; a user's clone has no ../shared
+MNIST_DIR = ROOT / "fnn" / "datasets" / "data" / "mnist"  # what the package ships: the only MNIST a user's clone has
 
 
 @pytest.fixture(scope="session", autouse=True)
