@@ -241,3 +241,13 @@ def closed_port_url() -> str:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}/"
+
+
+def no_local_copies(monkeypatch, tmp_path) -> None:
+    """No local copy anywhere for the dataset loaders: an empty cache, no ``$FNN_DATA_DIR``, empty system and package folders."""
+    from fnn.datasets import sources
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("FNN_DATA_DIR", raising=False)
+    monkeypatch.setattr(sources, "SYSTEM_ROOT", tmp_path / "system")
+    monkeypatch.setattr(sources, "PACKAGE_ROOT", tmp_path / "package")

@@ -13,12 +13,13 @@ from dataset_files import (
     closed_port_url,
     md5,
     mnist_gz,
+    no_local_copies,
     tiny_contents,
     tiny_spec,
 )
 
 from fnn import datasets
-from fnn.datasets import DownloadError, sources
+from fnn.datasets import DownloadError
 
 MNIST_TRAIN_IMAGES_MD5 = "6bbc9ace898e44ae57da46a324031adb"  # official, uncompressed
 
@@ -26,10 +27,7 @@ MNIST_TRAIN_IMAGES_MD5 = "6bbc9ace898e44ae57da46a324031adb"  # official, uncompr
 @pytest.fixture(autouse=True)
 def only_downloads(monkeypatch, tmp_path):
     """No local copy anywhere: an empty cache, no data dir, empty system and package folders."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv("FNN_DATA_DIR", raising=False)
-    monkeypatch.setattr(sources, "SYSTEM_ROOT", tmp_path / "system")
-    monkeypatch.setattr(sources, "PACKAGE_ROOT", tmp_path / "package")
+    no_local_copies(monkeypatch, tmp_path)
 
 
 @pytest.fixture

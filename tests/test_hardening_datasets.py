@@ -33,13 +33,14 @@ from dataset_files import (
     idx_bytes,
     idx_header,
     mnist_gz,
+    no_local_copies,
     tiny_arrays,
     tiny_contents,
     tiny_spec,
 )
 
 from fnn import datasets
-from fnn.datasets import DatasetError, DownloadError, sources, temporaries, user
+from fnn.datasets import DatasetError, DownloadError, temporaries, user
 from fnn_cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,10 +50,7 @@ TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
 @pytest.fixture(autouse=True)
 def only_local(monkeypatch, tmp_path):
     """An empty cache, no data dir, empty system and package folders: nothing but what a test serves."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv("FNN_DATA_DIR", raising=False)
-    monkeypatch.setattr(sources, "SYSTEM_ROOT", tmp_path / "system")
-    monkeypatch.setattr(sources, "PACKAGE_ROOT", tmp_path / "package")
+    no_local_copies(monkeypatch, tmp_path)
 
 
 @pytest.fixture

@@ -29,11 +29,11 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_helpers import one_line
 from click.testing import CliRunner
-from dataset_files import Mirror, mnist_gz
+from dataset_files import Mirror, mnist_gz, no_local_copies
 
 from fnn import serialization
-from fnn.datasets import sources
 from fnn.training import runs, sweep
 from fnn.training.config import ConfigError, FitConfig
 from fnn.training.experiment import fit_config
@@ -44,17 +44,6 @@ ROOT = Path(__file__).resolve().parents[1]
 FNN_CLI = [sys.executable, "-c", "from fnn_cli.main import cli; cli()"]
 MEMORY_LIMIT = 3 << 30  # address space of the subprocesses that once grew without end
 CONFIG_LIMIT = 64 << 10  # the promised limit on config files (fnn.training.config.MAX_CONFIG_BYTES)
-
-
-def one_line(r, code, *needles):
-    """``r`` (a CliRunner result) failed with ``code``: one line naming every needle, no traceback."""
-    assert r.exit_code == code, r.output
-    lines = [ln for ln in r.output.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error"), r.output
-    assert "Traceback" not in r.output
-    for needle in needles:
-        assert str(needle) in lines[0], (needle, lines[0])
-    return lines[0]
 
 
 def invoke(*args):
@@ -200,10 +189,7 @@ def test_every_out_option_refuses_a_pipe_in_one_line(finished, small_npz, tmp_pa
 
 
 def test_a_download_is_never_renamed_over_a_pipe_in_the_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv("FNN_DATA_DIR", raising=False)
-    monkeypatch.setattr(sources, "SYSTEM_ROOT", tmp_path / "system")
-    monkeypatch.setattr(sources, "PACKAGE_ROOT", tmp_path / "package")
+    no_local_copies(monkeypatch, tmp_path)
     cache = tmp_path / "xdg" / "fnn" / "mnist"
     cache.mkdir(parents=True)
     fifo = special(cache / "train-images-idx3-ubyte.gz", "fifo")

@@ -23,24 +23,13 @@ from urllib.parse import urlparse
 
 import numpy as np
 import pytest
+from cli_helpers import one_line
 from PIL import Image
 from test_cli_commands import trained_run as run  # noqa: F401  (module fixture: a small finished run)
 
 from fnn import serialization as fio
 from fnn.training import runs
 from fnn_web import create_app
-
-
-def one_line(r, code, *needles):
-    """``r`` (a CliRunner result) failed with ``code``, one line naming every needle, no traceback."""
-    assert r.exit_code == code, r.output
-    lines = [ln for ln in r.output.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error"), r.output
-    assert "Traceback" not in r.output
-    for needle in needles:
-        assert str(needle) in lines[0], (needle, lines[0])
-    return lines[0]
-
 
 # ---------------------------------------------------------------- CLI options and config files
 
