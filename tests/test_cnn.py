@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 import pytest
+from cli_helpers import wait_until
 from pad_helpers import data_url, post_json, render_drawing, serve_process
 
 import fnn
@@ -270,15 +271,6 @@ def test_bad_cnn_options_exit_2_with_one_line(cli_runner, cli_app, small_npz, tm
 # ---------------------------------------------------------------- kill and resume
 
 
-def wait_until(predicate, proc, timeout=120.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.002)
-    return False
 
 
 def test_sigkill_during_training_of_a_batchnorm_cnn_then_resume_is_bit_identical(cli_runner, cli_app, small_npz, tmp_path):
@@ -292,7 +284,8 @@ def test_sigkill_during_training_of_a_batchnorm_cnn_then_resume_is_bit_identical
     for target in (1, 2):  # kill inside epoch 2, then (after resuming) inside epoch 3 of 3
         cmd = FNN_CLI + (["fit", "--resume", str(run), "-q"] if ckpt.is_file() else ["fit", *args, "--out", str(run)])
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        reached = wait_until(lambda target=target: ckpt.is_file() and load_checkpoint_epoch(ckpt) >= target, proc)
+        reached = wait_until(lambda target=target: ckpt.is_file() and load_checkpoint_epoch(ckpt) >= target, proc,
+                            timeout=120.0, poll=0.002)
         time.sleep(0.05)  # into the next epoch
         assert reached and proc.poll() is None, f"the run ended before the kill: {proc.stderr.read().decode()[-2000:]}"
         proc.kill()

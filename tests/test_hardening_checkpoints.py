@@ -22,6 +22,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from cli_helpers import wait_until
 
 from fnn import serialization
 from fnn.training import runs
@@ -49,16 +50,6 @@ def checkpoint_stamp(path):
         return None
 
 
-def wait_until(predicate, proc, timeout=60.0, poll=0.0005):
-    """Poll ``predicate`` until it holds (True) or the process ends or time runs out (False)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(poll)
-    return False
 
 
 def test_20_sigkills_at_random_moments_then_resume_is_bit_identical(cli_runner, cli_app, tiny_npz, tmp_path):
