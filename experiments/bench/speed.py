@@ -17,7 +17,9 @@ batch 128, float32) it times, in one run and interleaved epoch by epoch:
   every buffer made once): the floor NumPy itself sets, to measure fnn against;
 - PyTorch CPU, if installed: the same model, Adam, shuffled uint8 batches, loss
   and accuracy per step, in a process of its own (its OpenMP threads spin after
-  each call and would slow NumPy's BLAS threads in the same process);
+  each call and would slow NumPy's BLAS threads in the same process) that runs
+  one epoch at a time on request, so that its epochs interleave with the others
+  and a machine that slows down for a minute slows all four alike;
 
 then ``fit_config`` and ``fnn-cli fit`` (``--val-split 0``, so 469 steps an epoch).
 Each figure is the median of ``--epochs`` epochs after a warm-up epoch, with min and max.
@@ -259,48 +261,91 @@ def timed(fn):
     return time.perf_counter() - t0
 
 
-def torch_worker(arch, epochs, quick, threads, data):
-    """Run in a process of its own: PyTorch's epochs and predictions, as one JSON line."""
+def torch_worker(arch, quick, threads, data):
+    """Run in a process of its own, one request a line on stdin: ``epoch`` trains one epoch and prints its
+    seconds; ``finish`` prints the predictions' figures and the rest as one JSON line, and ends."""
     x, y, x_test, y_test = load(quick, data)
     run = Torch(arch, x, y, threads)
-    times = interleaved({"torch": run.epoch}, epochs)["torch"]
+    torch = run.torch
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        if line.strip() != "epoch":
+            break
+        print(json.dumps({"seconds": timed(run.epoch)}), flush=True)
     x_test = batching.to_float(x_test)
     one = x_test[:1].copy()
-    torch = run.torch
     with torch.no_grad():
         single = latency_us(lambda: int(run.model(torch.from_numpy(one)).argmax(1)[0]), 300 if quick else 3000)
     batch = batch_ms(lambda: run.predict(x_test), 5 if quick else 30)
     accuracy = float(np.mean(run.predict(x_test) == y_test))
-    print(json.dumps({"times": times, "adam": run.fused, "threads": torch.get_num_threads(), "version": torch.__version__,
-                      "accuracy": accuracy, "single": single, "batch": batch}))
+    print(json.dumps({"adam": run.fused, "threads": torch.get_num_threads(), "version": torch.__version__,
+                      "accuracy": accuracy, "single": single, "batch": batch}), flush=True)
 
 
-def torch_figures(arch, epochs, quick, threads, data):
-    """PyTorch's figures from :func:`torch_worker` in a subprocess, or a line saying why there are none."""
-    try:
-        import importlib.util
+class TorchProcess:
+    """PyTorch's epochs in a process of its own, one at a time on request, so that they interleave with fnn's.
 
-        if importlib.util.find_spec("torch") is None:
-            return "not installed (pip install torch)"
-    except ImportError:
+    Its own process: PyTorch's OpenMP threads spin after each call, and would
+    slow NumPy's BLAS threads in the same process. After each of its epochs
+    this process waits ``SETTLE`` seconds, so that the spinning has stopped
+    before the next figure is timed.
+    """
+
+    SETTLE = 0.3
+
+    def __init__(self, arch, quick, threads, data):
+        cmd = [sys.executable, __file__, "--torch-worker", arch_name(arch)]
+        cmd += (["--quick"] if quick else []) + (["--threads", str(threads)] if threads else [])
+        cmd += ["--data", data] if data.endswith(".npz") else []
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self._answer()
+
+    def _answer(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait()
+            raise RuntimeError(f"failed: {self.proc.stderr.read().strip().splitlines()[-1:] or self.proc.returncode}")
+        return json.loads(line)
+
+    def epoch(self):
+        """One PyTorch epoch; returns its seconds as the worker timed them."""
+        self.proc.stdin.write("epoch\n")
+        self.proc.stdin.flush()
+        seconds = self._answer()["seconds"]
+        time.sleep(self.SETTLE)
+        return seconds
+
+    def finish(self):
+        self.proc.stdin.write("finish\n")
+        self.proc.stdin.flush()
+        out = self._answer()
+        self.proc.wait()
+        return out
+
+
+def start_torch(arch, quick, threads, data):
+    """A :class:`TorchProcess`, or a line saying why there is none."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
         return "not installed (pip install torch)"
-    cmd = [sys.executable, __file__, "--torch-worker", arch_name(arch), "--epochs", str(epochs)]
-    cmd += (["--quick"] if quick else []) + (["--threads", str(threads)] if threads else [])
-    cmd += ["--data", data] if data.endswith(".npz") else []
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode:
-        return f"failed: {done.stderr.strip().splitlines()[-1:] or done.returncode}"
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    try:
+        return TorchProcess(arch, quick, threads, data)
+    except RuntimeError as error:
+        return str(error)
 
 
-def interleaved(runners, epochs):
-    """One warm-up epoch each, then ``epochs`` rounds of one epoch each: ``{name: [seconds, ...]}``."""
+def interleaved(runners, epochs, own_timers=()):
+    """One warm-up epoch each, then ``epochs`` rounds of one epoch each: ``{name: [seconds, ...]}``.
+
+    The runners named in ``own_timers`` return their own seconds (another process's epoch).
+    """
     for run in runners.values():
         run()
     times = {name: [] for name in runners}
     for _ in range(epochs):
         for name, run in runners.items():
-            times[name].append(timed(run))
+            times[name].append(run() if name in own_timers else timed(run))
     return times
 
 
@@ -412,7 +457,7 @@ def main(argv=None):
         limit = threadpool_limits(limits=args.threads)
     with limit, tempfile.TemporaryDirectory() as tmp:
         if args.torch_worker:
-            torch_worker([int(a) for a in args.torch_worker.split("-")], epochs, args.quick, args.threads, args.data)
+            torch_worker([int(a) for a in args.torch_worker.split("-")], args.quick, args.threads, args.data)
         else:
             run(args, epochs, tmp)
 
@@ -445,13 +490,20 @@ def run(args, epochs, tmp):
     print(f"fnn speed: MNIST {len(y)} train / {len(y_test)} test, Adam, batch {BATCH} ({steps} steps an epoch), float32")
     for line in machine_lines(args.threads):
         print(line)
-    print(f"epoch figures: median (min-max) of {epochs} epochs after one warm-up; GEMM, fnn and the hand-written loop interleaved\n")
+    print(f"epoch figures: median (min-max) of {epochs} epochs after one warm-up;"
+          " GEMM, fnn, the hand-written loop and PyTorch interleaved\n")
 
     for arch in archs:
         name = arch_name(arch)
-        pt = "skipped (--no-torch)" if args.no_torch else torch_figures(arch, epochs, args.quick, args.threads, dataset)
+        torch_run = "skipped (--no-torch)" if args.no_torch else start_torch(arch, args.quick, args.threads, dataset)
         gemm, api, hand = GemmOnly(arch, x_float, len(y)), FnnApi(arch, x, y), HandWritten(arch, x, y)
-        times = interleaved({"GEMM only": gemm.epoch, "fnn API": api.epoch, "hand-written NumPy": hand.epoch}, epochs)
+        runners = {"GEMM only": gemm.epoch, "fnn API": api.epoch, "hand-written NumPy": hand.epoch}
+        if isinstance(torch_run, TorchProcess):
+            runners["PyTorch"] = torch_run.epoch
+        times = interleaved(runners, epochs, own_timers=("PyTorch",))
+        pt = torch_run
+        if isinstance(torch_run, TorchProcess):
+            pt = {**torch_run.finish(), "times": times.pop("PyTorch")}
         base, fnn_t = statistics.median(times["GEMM only"]), statistics.median(times["fnn API"])
         print(f"{name}:")
         for label, ts in times.items():
@@ -462,7 +514,7 @@ def run(args, epochs, tmp):
             print(f"  {'fnn pure step':<24} {plain_check(api, arch, x, y, epochs + 1, x_test_float, y_test)}")
         if isinstance(pt, dict):
             torch_t = statistics.median(pt["times"])
-            print(f"  PyTorch {pt['version']} ({pt['adam']} Adam, {pt['threads']} thread(s), own process)"
+            print(f"  PyTorch {pt['version']} ({pt['adam']} Adam, {pt['threads']} thread(s), own process, interleaved)"
                   f"\n  {'':<24} {spread(pt['times'])}  {torch_t / base:.2f}x GEMM; fnn / PyTorch = {fnn_t / torch_t:.2f}")
             print(f"  PyTorch test accuracy    {pt['accuracy']:.4f} after {epochs + 1} epochs")
         else:
