@@ -89,16 +89,23 @@ class Task(NamedTuple):
         return out
 
 
+#: The tasks, made once: ``fnn.predict`` asks for one on every call, and making a NamedTuple costs more than the rest of its bookkeeping.
+MULTICLASS_LOGITS, MULTICLASS_PROBABILITIES = Task("multiclass", "logits"), Task("multiclass", "probabilities")
+BINARY_LOGITS, BINARY_PROBABILITIES = Task("binary", "logits"), Task("binary", "probabilities")
+MULTILABEL_LOGITS, MULTILABEL_PROBABILITIES = Task("multilabel", "logits"), Task("multilabel", "probabilities")
+REGRESSION = Task("regression", "values")
+
+
 def for_loss(loss, outputs: int | None = None) -> Task:
     """The task a loss trains: ``outputs`` (the model's output width) tells binary from multilabel."""
     kind = getattr(loss, "task", "classification")
     if kind == "regression":
-        return Task("regression", "values")
+        return REGRESSION
     if kind == "binary":
-        return Task("binary" if outputs in (None, 1) else "multilabel", "logits")
+        return BINARY_LOGITS if outputs in (None, 1) else MULTILABEL_LOGITS
     if kind == "probabilities":
-        return Task("multiclass", "probabilities")
-    return Task("multiclass", "logits")
+        return MULTICLASS_PROBABILITIES
+    return MULTICLASS_LOGITS
 
 
 def last_layer(model):
@@ -112,10 +119,10 @@ def for_model(model, outputs: int) -> Task:
     """The task a model's last layer and output width suggest, without a loss: Softmax and Sigmoid give probabilities."""
     last = last_layer(model).spec.get("type")
     if last == "Softmax":
-        return Task("multiclass", "probabilities")
+        return MULTICLASS_PROBABILITIES
     if last == "Sigmoid":
-        return Task("binary" if outputs == 1 else "multilabel", "probabilities")
-    return Task("binary", "logits") if outputs == 1 else Task("multiclass", "logits")
+        return BINARY_PROBABILITIES if outputs == 1 else MULTILABEL_PROBABILITIES
+    return BINARY_LOGITS if outputs == 1 else MULTICLASS_LOGITS
 
 
 def check_model_fits_loss(model, loss) -> None:
