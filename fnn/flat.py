@@ -5,14 +5,19 @@ parameters, gradients and params-shaped optimizer state in one vector each, so
 an elementwise optimizer such as Adam runs a dozen whole-vector operations
 instead of a dozen per parameter array.
 
+Each leaf starts at a multiple of 64 bytes from the vector's start (16
+float32s), so that in a 64-byte-aligned vector (:func:`fnn.workspace.aligned_empty`)
+every leaf is aligned too; the gaps between leaves hold zeros, which every
+elementwise optimizer maps to zero updates.
+
 >>> params = {"0": {"w": np.ones((2, 3), np.float32), "b": np.zeros(3, np.float32)}, "1": {}}
 >>> layout = Layout(params)
->>> layout.size, layout.dtype
-(9, dtype('float32'))
+>>> layout.size, layout.dtype, layout.slices
+(19, dtype('float32'), [slice(0, 6, None), slice(16, 19, None)])
 >>> flat = layout.pack(params, np.empty(layout.size, np.float32))
 >>> tree = layout.views(flat)
->>> tree["0"]["w"].base is flat, tree["1"]
-(True, {})
+>>> tree["0"]["w"].base is flat, tree["1"], bool(flat[6:16].any())
+(True, {}, False)
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import math
 import numpy as np
 
 from fnn.tree import structure, tree_flatten
+from fnn.workspace import ALIGN
 
 
 class Layout:
@@ -37,9 +43,12 @@ class Layout:
         self.shapes = [np.shape(leaf) for _, leaf in items]
         dtypes = {np.asarray(leaf).dtype for _, leaf in items}
         self.dtype = dtypes.pop() if len(dtypes) == 1 and next(iter(dtypes)).kind == "f" else None
-        ends = np.cumsum([0] + [math.prod(s) for s in self.shapes]).tolist()
-        self.slices = [slice(a, b) for a, b in zip(ends[:-1], ends[1:])]
-        self.size = ends[-1]
+        step = max(1, ALIGN // self.dtype.itemsize) if self.dtype is not None else 1
+        self.slices, start = [], 0
+        for shape in self.shapes:
+            self.slices.append(slice(start, start + math.prod(shape)))
+            start = -(-(start + math.prod(shape)) // step) * step  # the next leaf on a 64-byte boundary
+        self.size = self.slices[-1].stop if self.slices else 0
 
     def fits(self, tree) -> bool:
         """True when ``tree`` has this layout: the same keys, leaf shapes and dtype."""
@@ -57,7 +66,18 @@ class Layout:
         return build(self.structure)
 
     def pack(self, tree, out):
-        """Copy ``tree``'s leaves into the flat vector ``out``; returns ``out``."""
+        """Copy ``tree``'s leaves into the flat vector ``out``, zeros between them; returns ``out``."""
+        end = 0
         for (_, leaf), s in zip(tree_flatten(tree), self.slices):
+            out[end : s.start] = 0
             out[s] = np.ravel(leaf)
+            end = s.stop
+        return out
+
+    def zeroed(self, out):
+        """``out`` with zeros between the leaves (what :meth:`pack` writes there); returns ``out``."""
+        end = 0
+        for s in self.slices:
+            out[end : s.start] = 0
+            end = s.stop
         return out

@@ -32,7 +32,7 @@ from fnn import initializers, losses, optim, tasks
 from fnn.flat import Layout
 from fnn.layers.base import apply_model, vjp_model
 from fnn.tree import tree_add, tree_flatten
-from fnn.workspace import FRESH, Workspace
+from fnn.workspace import FRESH, Workspace, aligned_empty
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -200,7 +200,7 @@ class _FlatStep:
                 return False
             self.layout = layout
             self.flat = self.ws.child("params").array("params", (layout.size,), layout.dtype)  # apply_updates writes here
-            self.grad = self.ws.array("grad", (layout.size,), layout.dtype)
+            self.grad = layout.zeroed(self.ws.array("grad", (layout.size,), layout.dtype))  # layers write only the leaves
             grad_tree = layout.views(self.grad)
             self.grad_views = [leaf for _, leaf in tree_flatten(grad_tree)]
             self.model_ws = Workspace(grads=grad_tree)  # layers write their gradients into the flat vector
@@ -217,7 +217,7 @@ class _FlatStep:
         """``opt_state`` with each params-shaped entry packed into a new flat vector (a state from elsewhere: its own paths)."""
         self.state_paths = _params_shaped(opt_state, self.layout)
         for path in self.state_paths:
-            flat = self.layout.pack(_get(opt_state, path), np.empty(self.layout.size, self.layout.dtype))
+            flat = self.layout.pack(_get(opt_state, path), aligned_empty(self.layout.size, self.layout.dtype))
             opt_state = _put(opt_state, path, flat)
         return opt_state
 

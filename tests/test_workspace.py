@@ -186,3 +186,25 @@ def test_predict_in_chunks_through_one_workspace_equals_apply_on_the_whole_batch
         chunked = fnn.train.predict_outputs(model, params, x, batch_size=1024)
         assert np.array_equal(chunked, whole) and chunked is not whole
         assert np.array_equal(fnn.predict(model, params, x, batch_size=1024), whole.argmax(1))
+
+
+@pytest.mark.parametrize("name", ["adam", "rmsprop", "momentum", "adagrad"])
+def test_flat_vectors_and_every_leaf_in_them_are_64_byte_aligned_and_the_gaps_stay_zero(name):
+    ws = Workspace()
+    assert all(ws.array(f"a{n}", (n,)).ctypes.data % 64 == 0 for n in (1, 3, 17, 1000))
+    model = layers.mlp([6, 5, 4, 3])  # leaves of 30, 5, 20, 4, 12 and 3 numbers: gaps between them
+    _, params = model.init(random.key(0), (-1, 6))
+    opt = optim.OPTIMIZERS[name](0.05)
+    step = fnn.make_inplace_train_step(model, CE, opt, workspace=ws)
+    state = opt.init(params)
+    for batch in batches(5):
+        params, state, _ = step(params, state, batch)
+    assert all(leaf.ctypes.data % 64 == 0 for leaf in tree_leaves(params))
+    covered = np.zeros(step.layout.size, bool)
+    for s in step.layout.slices:
+        covered[s] = True
+    assert not covered.all(), "this model's leaves leave gaps"
+    vectors = [step.flat, step.grad] + [a for a in tree_leaves(step.flat_state) if np.shape(a) == (step.layout.size,)]
+    assert len(vectors) >= 3
+    for vector in vectors:
+        assert not vector[~covered].any()
