@@ -39,6 +39,7 @@ import numpy as np
 
 from fnn import layers
 from fnn.tree import StructureError, tree_flatten, tree_map_with_path, tree_unflatten
+from fnn.workspace import aligned_empty
 
 MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 1 << 20
@@ -468,7 +469,9 @@ def _read_npy(path, zf, info, declared):
         data = f.read(nbytes)
         if len(data) != nbytes:
             raise ModelFileError(f"{where}: truncated array data")
-    return np.frombuffer(data, dtype).reshape(shape).copy()
+    out = aligned_empty(shape, dtype)  # 64-byte aligned, as a training workspace's: predict reads it faster
+    out[...] = np.frombuffer(data, dtype).reshape(shape)
+    return out
 
 
 def _parse_header(where, header):

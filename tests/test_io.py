@@ -27,6 +27,7 @@ def test_roundtrip_is_bit_identical(saved):
     path, model, params = saved
     loaded = fio.load_model(path)
     assert tree_equal(loaded.params, params)
+    assert all(a.ctypes.data % 64 == 0 and a.flags.writeable for a in fnn.tree.tree_leaves(loaded.params)), "aligned, own arrays"
     assert loaded.model.spec == model.spec
     assert loaded.input_shape == (-1, 4) and loaded.metadata["classes"] == ["a", "b", "c"]
     x = random.normal(random.key(1), (7, 4))
