@@ -23,8 +23,10 @@ batch 128, float32) it times, in one run and interleaved epoch by epoch:
 
 then ``fit_config`` and ``fnn-cli fit`` (``--val-split 0``, so 469 steps an epoch).
 Each figure is the median of ``--epochs`` epochs after a warm-up epoch, with min and max.
-Then single-sample predict latency (one 784-vector in, a label out), batch-10000
-inference, and the peak RSS of ``fnn-cli fit --arch 784,128,64,10`` (read from
+Then single-sample predict latency (one 784-vector in, a label out) and batch-10000
+inference, each beside the same prediction written by hand in NumPy on the same
+weights (call for call interleaved: the floor NumPy sets on this machine at this
+minute), and the peak RSS of ``fnn-cli fit --arch 784,128,64,10`` (read from
 ``wait4``'s rusage of that process). Nothing here asserts a time: it prints figures.
 """
 
@@ -413,23 +415,41 @@ def cli_epochs(arch, epochs, dataset, threads):
 # ---------------------------------------------------------------- inference
 
 
-def latency_us(fn, calls):
-    """Median, 10th and 90th percentile of single calls, in microseconds."""
+def latency_us(fns, calls):
+    """``{name: (median, 10th, 90th percentile)}`` of single calls in microseconds, the functions taking turns call by call.
+
+    ``fns`` is ``{name: f}``, or one function (then one such triple).
+    """
+    many = isinstance(fns, dict)
+    fns = fns if many else {"": fns}
     for _ in range(min(calls, 200)):
-        fn()
-    ts = []
+        for fn in fns.values():
+            fn()
+    ts = {name: [] for name in fns}
     for _ in range(calls):
-        t0 = time.perf_counter_ns()
+        for name, fn in fns.items():
+            t0 = time.perf_counter_ns()
+            fn()
+            ts[name].append(time.perf_counter_ns() - t0)
+    out = {}
+    for name, t in ts.items():
+        t.sort()
+        out[name] = t[len(t) // 2] / 1e3, t[len(t) // 10] / 1e3, t[9 * len(t) // 10] / 1e3
+    return out if many else out[""]
+
+
+def batch_ms(fns, repeat):
+    """``{name: (median, min, max)}`` in milliseconds over ``repeat`` calls each, taking turns; or one triple for one function."""
+    many = isinstance(fns, dict)
+    fns = fns if many else {"": fns}
+    for fn in fns.values():
         fn()
-        ts.append(time.perf_counter_ns() - t0)
-    ts.sort()
-    return ts[len(ts) // 2] / 1e3, ts[len(ts) // 10] / 1e3, ts[9 * len(ts) // 10] / 1e3
-
-
-def batch_ms(fn, repeat):
-    fn()
-    ts = [timed(fn) * 1e3 for _ in range(repeat)]
-    return statistics.median(ts), min(ts), max(ts)
+    ts = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            ts[name].append(timed(fn) * 1e3)
+    out = {name: (statistics.median(t), min(t), max(t)) for name, t in ts.items()}
+    return out if many else out[""]
 
 
 # ---------------------------------------------------------------- the run
@@ -557,13 +577,35 @@ def plain_check(run, arch, x, y, epochs, x_test_float, y_test):
             f"weights bit-identical to the in-place loop: {'yes' if same else 'NO'}")
 
 
+def hand_predict(ws, bs):
+    """Labels for a batch the way one writes it by hand in NumPy (each layer ``h @ w``, ``+= b``, ReLU in place), on given weights."""
+
+    def predict(x):
+        h = x
+        for i, (w, b) in enumerate(zip(ws, bs)):
+            h = h @ w
+            h += b
+            if i < len(ws) - 1:
+                np.maximum(h, 0, out=h)
+        return h.argmax(axis=1)
+
+    return predict
+
+
 def predict_figures(api, x_test_float, y_test, quick):
+    """fnn.predict and the hand-written NumPy loop on the same trained weights, call for call interleaved."""
     model, params = api.model, api.params
-    one = np.ascontiguousarray(x_test_float[0])
-    med, p10, p90 = latency_us(lambda: int(fnn.predict(model, params, one.reshape(1, -1))[0]), 300 if quick else 3000)
-    print(f"  predict, one 784-vector  median {med:.1f} us (p10 {p10:.1f}, p90 {p90:.1f})")
-    med, lo, hi = batch_ms(lambda: fnn.predict(model, params, x_test_float), 5 if quick else 30)
-    print(f"  predict, {len(y_test)} rows      median {med:.1f} ms ({lo:.1f}-{hi:.1f}), float32 in, labels out")
+    dense = [params[k] for k in sorted(params, key=int) if params[k]]
+    hand = hand_predict([p["w"] for p in dense], [p["b"] for p in dense])
+    assert np.array_equal(hand(x_test_float), fnn.predict(model, params, x_test_float)), "the same labels"
+    one = np.ascontiguousarray(x_test_float[:1])
+    single = latency_us({"fnn": lambda: int(fnn.predict(model, params, one)[0]), "hand": lambda: int(hand(one)[0])},
+                        300 if quick else 3000)
+    print(f"  predict, one 784-vector  median {single['fnn'][0]:.1f} us (p10 {single['fnn'][1]:.1f}, p90 {single['fnn'][2]:.1f});"
+          f" hand-written NumPy {single['hand'][0]:.1f} us")
+    batch = batch_ms({"fnn": lambda: fnn.predict(model, params, x_test_float), "hand": lambda: hand(x_test_float)}, 5 if quick else 30)
+    print(f"  predict, {len(y_test)} rows      median {batch['fnn'][0]:.1f} ms ({batch['fnn'][1]:.1f}-{batch['fnn'][2]:.1f}),"
+          f" float32 in, labels out; hand-written NumPy {batch['hand'][0]:.1f} ms")
 
 
 def profile_epoch(api):
