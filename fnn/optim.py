@@ -211,8 +211,11 @@ def scale(factor):
     return Optimizer(_stateless, update, elementwise=True)
 
 
-def flush_subnormals(a, scratch):
+def flush_subnormals(a, scratch, headroom=1.0):
     """Zero, in place, the entries of ``a`` smaller in magnitude than its dtype's least normal number; returns ``a``.
+
+    ``headroom`` >= 1 zeroes those below ``headroom`` times that number instead: what a
+    caller that flushes only every few steps uses to stay clear of the range in between.
 
     A moment that decays while its gradient is 0 (the weights of a pixel that
     is nearly always black, a dead ReLU unit) falls through the subnormal
@@ -225,7 +228,24 @@ def flush_subnormals(a, scratch):
     entry would have moved its parameter by less than 1e-30: the weights
     are the same unless a parameter is itself that close to 0.
     """
-    return np.multiply(a, np.greater_equal(np.abs(a, out=scratch), np.finfo(a.dtype).tiny, out=scratch), out=a)
+    floor = np.finfo(a.dtype).tiny * headroom
+    return np.multiply(a, np.greater_equal(np.abs(a, out=scratch), floor, out=scratch), out=a)
+
+
+def flush_interval(decay, most=32):
+    """How many steps apart a moment decaying by ``decay`` each step may be flushed, and the headroom that takes.
+
+    ``(n, decay**-n)``: an entry at least ``decay**-n`` times the least normal
+    number stays normal through ``n`` steps of pure decay, so flushing those
+    below it every ``n`` steps keeps the moment out of the subnormal range as
+    flushing every step does, for ``3 / n`` passes a step instead of 3. ``n``
+    is at most ``most`` and keeps the headroom under 2**20 (below 1.3e-32 in
+    float32). ``(0, 1.0)`` for ``decay == 0``: nothing decays, nothing to flush.
+    """
+    if decay == 0:
+        return 0, 1.0
+    n = max(1, min(most, int(math.log(2.0**20) / math.log(1 / decay))))
+    return n, float(decay) ** -n
 
 
 def trace(decay=0.9, nesterov=False):
@@ -300,11 +320,14 @@ def scale_by_adam(b1=0.9, b2=0.999, eps=1e-8):
     ``u = (m / (1 - b1**t)) / (sqrt(v / (1 - b2**t)) + eps)``,
     computed as ``m / (sqrt(v) k + e)`` with ``k = c1 / sqrt(c2)``, ``e = eps c1``
     (``c1 = 1 - b1**t``, ``c2 = 1 - b2**t``): the same value, one pass fewer.
+    ``m`` is kept out of the subnormal range by :func:`flush_subnormals` every
+    few steps (:func:`flush_interval`: every 32nd with ``b1 = 0.9``), not every step.
     ``b1``, ``b2`` in ``[0, 1)``; ``eps`` > 0.
     """
     _fraction("scale_by_adam", "b1", b1)
     _fraction("scale_by_adam", "b2", b2)
     _positive("scale_by_adam", "eps", eps)
+    every, headroom = flush_interval(b1)  # v decays 100x slower (b2): it takes some 60,000 steps of zero gradient to get there
 
     def init(params):
         return {"count": np.asarray(0, np.int64), "mu": zeros_like(params), "nu": zeros_like(params)}
@@ -313,11 +336,13 @@ def scale_by_adam(b1=0.9, b2=0.999, eps=1e-8):
         count = _count(state)
         c1, c2 = 1 - b1 ** int(count), 1 - b2 ** int(count)
         k, e = c1 / math.sqrt(c2), eps * c1
+        flush = every and int(count) % every == 0  # Adam counts its steps: every few is enough (flush_interval)
 
         def leaf(g, m_old, v_old, m, v, u):  # u is scratch until its last line
             np.multiply(m_old, b1, out=m)
             m += np.multiply(g, 1 - b1, out=u)
-            flush_subnormals(m, u)  # v decays 100x slower (b2): it takes some 60,000 steps of zero gradient to get there
+            if flush:
+                flush_subnormals(m, u, headroom)
             np.multiply(v_old, b2, out=v)
             v += np.multiply(np.multiply(g, g, out=u), 1 - b2, out=u)
             return np.divide(m, np.add(np.multiply(np.sqrt(v, out=u), k, out=u), e, out=u), out=u)

@@ -267,3 +267,19 @@ def test_flush_subnormals_zeroes_only_the_subnormal_entries():
     b = np.array([1e-310, 1.0], np.float64)  # float64's own least normal number (2.2e-308)
     optim.flush_subnormals(b, np.empty_like(b))
     assert b.tolist() == [0.0, 1.0]
+
+
+def test_flush_interval_keeps_a_decaying_moment_normal_between_flushes():
+    tiny = np.finfo(np.float32).tiny
+    assert optim.flush_interval(0.0) == (0, 1.0)
+    for decay in (0.9, 0.5, 0.99, 0.01):
+        n, headroom = optim.flush_interval(decay)
+        assert 1 <= n <= 32 and headroom == decay**-n and headroom <= 2.0**20
+        a = np.array([headroom * tiny, headroom * tiny * 0.99, -headroom * tiny], np.float32)
+        optim.flush_subnormals(a, np.empty_like(a), headroom)
+        assert a[1] == 0 and a[0] != 0 and a[2] != 0, "below the headroom goes, at it stays"
+        kept = np.float32(headroom * tiny)
+        for _ in range(n):  # pure decay until the next flush: never subnormal
+            kept = np.float32(kept * np.float32(decay))
+            assert abs(kept) >= tiny * (1 - 1e-5)
+    assert optim.flush_interval(0.9)[0] == 32
