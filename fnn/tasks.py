@@ -57,10 +57,10 @@ class Task(NamedTuple):
 
     def predict(self, outputs):
         """Labels ``(n,)`` (multiclass, binary), 0/1 rows ``(n, k)`` (multilabel), or the values themselves."""
+        if self.kind == "multiclass":  # the common case first: predict on one row is mostly bookkeeping
+            return outputs.argmax(axis=1)
         if self.kind == "regression":
             return outputs
-        if self.kind == "multiclass":
-            return outputs.argmax(axis=1)
         threshold = 0.5 if self.outputs == "probabilities" else 0.0
         hits = (outputs > threshold).astype(np.int64)
         return hits.reshape(len(hits)) if self.kind == "binary" else hits

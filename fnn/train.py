@@ -269,8 +269,8 @@ def predict_outputs(model, params, x, batch_size=1024, state=None):
     x = np.asarray(x)
     if x.ndim < 2:
         raise ValueError(f"predict takes a batch shaped (n, features), got shape {x.shape}; for one example use x[None]")
-    if len(x) <= batch_size:
-        return apply_model(model, params, x, state=state)
+    if len(x) <= batch_size:  # one call for most: a single row's prediction is mostly call overhead
+        return model.apply(params, x) if model.state_init is None else apply_model(model, params, x, state=state)
     chunk = _chunk_outputs(model, params, state)
     first = chunk(x[:batch_size])
     out = np.empty((len(x),) + first.shape[1:], first.dtype)
@@ -308,7 +308,8 @@ def predict_proba(model, params, x, batch_size=1024, state=None, task=None):
 def predict(model, params, x, batch_size=1024, state=None, task=None):
     """Predicted labels ``(n,)`` (0/1 for a binary model), 0/1 rows for multilabel, values for regression (``task=``)."""
     outputs = predict_outputs(model, params, x, batch_size, state)
-    return _task(model, params, task, outputs).predict(outputs)
+    task = tasks.for_model(model, outputs.shape[-1]) if task is None else _task(model, params, task, outputs)
+    return task.predict(outputs)
 
 
 def evaluate(model, params, x, y, loss=losses.softmax_cross_entropy, batch_size=1024, state=None, weights=None) -> dict:
