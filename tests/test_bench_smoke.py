@@ -16,7 +16,8 @@ def test_speed_benchmark_quick_run_prints_every_figure():
         assert re.search(rf"{re.escape(label)} +\d+\.\d+ s \(\d+\.\d+-\d+\.\d+\) +\d+\.\d+x GEMM", out), label
     assert re.search(r"PyTorch (\d\S* \(\w+ Adam.*fnn / PyTorch = \d+\.\d+|\s+not installed)", out, re.S), out
     assert re.search(r"peak RSS (\d+) MB", out) and int(re.search(r"peak RSS (\d+) MB", out).group(1)) > 10
-    assert re.search(r"predict, one 784-vector +median \d+\.\d+ us", out)
+    assert re.search(r"predict, one 784-vector +median \d+\.\d+ us .*hand-written NumPy \d+\.\d+ us", out)
+    assert re.search(r"fastest of 10 windows: \d+\.\d+ us, hand-written NumPy \d+\.\d+ us in that window", out)
     assert re.search(r"predict, 1000 rows +median \d+\.\d+ ms", out)
     accuracy = float(re.search(r"fnn test accuracy +(\d\.\d+)", out).group(1))
     assert accuracy > 0.5, "four epochs on 2048 examples learn something"
