@@ -67,11 +67,9 @@ class Layout:
 
     def pack(self, tree, out):
         """Copy ``tree``'s leaves into the flat vector ``out``, zeros between them; returns ``out``."""
-        end = 0
+        self.zeroed(out)
         for (_, leaf), s in zip(tree_flatten(tree), self.slices):
-            out[end : s.start] = 0
             out[s] = np.ravel(leaf)
-            end = s.stop
         return out
 
     def zeroed(self, out):

@@ -225,8 +225,8 @@ def flush_subnormals(a, scratch, headroom=1.0):
     Compiled frameworks set the CPU to flush them (XLA on CPU does); NumPy
     cannot, so this costs three passes (``|a|``, the comparison into
     ``scratch`` as 0/1, a multiply, exact for every other entry). A flushed
-    entry would have moved its parameter by less than 1e-30: the weights
-    are the same unless a parameter is itself that close to 0.
+    entry would have moved its parameter by less than ``headroom`` * 1e-30:
+    the weights are the same unless a parameter is itself that close to 0.
     """
     floor = np.finfo(a.dtype).tiny * headroom
     return np.multiply(a, np.greater_equal(np.abs(a, out=scratch), floor, out=scratch), out=a)
@@ -327,7 +327,7 @@ def scale_by_adam(b1=0.9, b2=0.999, eps=1e-8):
     _fraction("scale_by_adam", "b1", b1)
     _fraction("scale_by_adam", "b2", b2)
     _positive("scale_by_adam", "eps", eps)
-    every, headroom = flush_interval(b1)  # v decays 100x slower (b2): it takes some 60,000 steps of zero gradient to get there
+    every, headroom = flush_interval(b1)  # m only: v decays 100x slower (b2), some 60,000 steps of zero gradient to get there
 
     def init(params):
         return {"count": np.asarray(0, np.int64), "mu": zeros_like(params), "nu": zeros_like(params)}

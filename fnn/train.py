@@ -63,7 +63,7 @@ def _value_and_grad(model, loss, params, x, y, key, ws, weights, state):
 
 def accuracy(outputs, y) -> float:
     """Fraction of rows whose argmax equals the label (``y``: labels or one-hot)."""
-    return tasks.Task("multiclass", "logits").metrics(outputs, y)["accuracy"]
+    return tasks.MULTICLASS_LOGITS.metrics(outputs, y)["accuracy"]
 
 
 class _StepCore:
@@ -255,7 +255,7 @@ def _put(tree, path, value):
     return {**tree, path[0]: _put(tree[path[0]], path[1:], value)}
 
 
-def _task(model, params, task, outputs):
+def _task(model, task, outputs):
     if task is None:
         return tasks.for_model(model, outputs.shape[-1])
     return tasks.from_name(task) if isinstance(task, str) else task
@@ -302,14 +302,13 @@ def predict_proba(model, params, x, batch_size=1024, state=None, task=None):
     (:func:`fnn.tasks.for_model`): a model ending in Softmax is not softmaxed again.
     """
     outputs = predict_outputs(model, params, x, batch_size, state)
-    return _task(model, params, task, outputs).proba(outputs)
+    return _task(model, task, outputs).proba(outputs)
 
 
 def predict(model, params, x, batch_size=1024, state=None, task=None):
     """Predicted labels ``(n,)`` (0/1 for a binary model), 0/1 rows for multilabel, values for regression (``task=``)."""
     outputs = predict_outputs(model, params, x, batch_size, state)
-    task = tasks.for_model(model, outputs.shape[-1]) if task is None else _task(model, params, task, outputs)
-    return task.predict(outputs)
+    return _task(model, task, outputs).predict(outputs)
 
 
 def evaluate(model, params, x, y, loss=losses.softmax_cross_entropy, batch_size=1024, state=None, weights=None) -> dict:

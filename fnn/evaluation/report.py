@@ -71,7 +71,7 @@ def analyze(y_true, logits, classes=None, n_bins: int = 15, top_pairs: int = 10,
     and ``confidence`` (how the top probability relates to errors).
     """
     y_true = np.asarray(y_true)
-    task = tasks.Task("multiclass", "logits") if task is None else task
+    task = tasks.MULTICLASS_LOGITS if task is None else task
     if task.kind not in ("multiclass", "binary"):
         raise EvaluationError(f"the report is for classifiers; this model's task is {tasks.name_of(task)} (use fnn.evaluate)")
     probs = class_probabilities(logits, task)
