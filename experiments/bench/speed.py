@@ -28,8 +28,9 @@ Then single-sample predict latency (one 784-vector in, a label out) and batch-10
 inference, each beside the same prediction written by hand in NumPy on the same
 weights (call for call interleaved: the floor NumPy sets on this machine at this
 minute; one-vector latency in ten windows 0.3 s apart, with the fastest window
-too, as this VM switches between a fast and a slow mode within seconds), and the peak RSS of ``fnn-cli fit --arch 784,128,64,10`` (read from
-``wait4``'s rusage of that process). Nothing here asserts a time: it prints figures.
+too, as this VM switches between a fast and a slow mode within seconds), and the
+peak RSS of ``fnn-cli fit --arch 784,128,64,10`` (read from ``wait4``'s rusage of
+that process). Nothing here asserts a time: it prints figures.
 """
 
 from __future__ import annotations
@@ -209,11 +210,7 @@ class HandWritten:
         self.epochs += 1
 
     def accuracy(self, x_test, y_test):
-        h = x_test
-        for i, (w, b) in enumerate(zip(self.ws, self.bs)):
-            h = h @ w + b
-            h = np.maximum(h, 0) if i < len(self.ws) - 1 else h
-        return float(np.mean(h.argmax(axis=1) == y_test))
+        return float(np.mean(hand_predict(self.ws, self.bs)(x_test) == y_test))
 
 
 class Torch:
@@ -436,8 +433,13 @@ def latency_us(fns, calls, samples=False):
     out = {}
     for name, t in ts.items():
         t = sorted(x / 1e3 for x in t)
-        out[name] = t if samples else (t[len(t) // 2], t[len(t) // 10], t[9 * len(t) // 10])
+        out[name] = t if samples else quantiles(t)
     return out if many else out[""]
+
+
+def quantiles(t):
+    """``(median, 10th, 90th percentile)`` of the sorted list ``t``."""
+    return t[len(t) // 2], t[len(t) // 10], t[9 * len(t) // 10]
 
 
 def batch_ms(fns, repeat):
@@ -625,11 +627,10 @@ def predict_figures(api, x_test_float, y_test, quick):
     for _ in range(10):
         windows.append(latency_us(fns, 30 if quick else 300, samples=True))
         time.sleep(0.3)
-    every = {name: sorted(t for w in windows for t in w[name]) for name in fns}
+    every = {name: quantiles(sorted(t for w in windows for t in w[name])) for name in fns}
     fastest = min(windows, key=lambda w: statistics.median(w["fnn"]))
-    med = {name: statistics.median(t) for name, t in every.items()}
-    print(f"  predict, one 784-vector  median {med['fnn']:.1f} us (p10 {every['fnn'][len(every['fnn']) // 10]:.1f},"
-          f" p90 {every['fnn'][9 * len(every['fnn']) // 10]:.1f}); hand-written NumPy {med['hand']:.1f} us")
+    (med, p10, p90), hand_med = every["fnn"], every["hand"][0]
+    print(f"  predict, one 784-vector  median {med:.1f} us (p10 {p10:.1f}, p90 {p90:.1f}); hand-written NumPy {hand_med:.1f} us")
     print(f"  {'':<24} fastest of 10 windows: {statistics.median(fastest['fnn']):.1f} us,"
           f" hand-written NumPy {statistics.median(fastest['hand']):.1f} us in that window")
     batch = batch_ms({"fnn": lambda: fnn.predict(model, params, x_test_float), "hand": lambda: hand(x_test_float)}, 5 if quick else 30)
