@@ -49,7 +49,10 @@ def test_layers_with_state_example_runs(tmp_path):
 
 
 def test_learn_with_fnn_example_runs(tmp_path):
-    """The spiral example trains to >= 95% and draws its decision boundary."""
+    """The spiral example trains to >= 95%, within a point of a figure the README quotes, and draws its decision boundary.
+
+    Within a point, not to the digit: BLAS kernels differ from CPU to CPU, and 300 steps carry their rounding apart.
+    """
     text = README.read_text()
     section = text[text.index("## Learn with fnn") :]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
@@ -57,7 +60,8 @@ def test_learn_with_fnn_example_runs(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr
     accuracy = float(re.fullmatch(r"training accuracy ([\d.]+)%\n", out.stdout).group(1))
-    assert accuracy >= 95 and f"{accuracy}%" in section, out.stdout  # the printed figure is the one the README quotes
+    quoted = [float(v) for v in re.findall(r"`training accuracy ([\d.]+)%`", section)]
+    assert accuracy >= 95 and quoted and min(abs(accuracy - q) for q in quoted) <= 1.0, (out.stdout, quoted)
     assert (tmp_path / "spiral_boundary.png").stat().st_size > 10_000
 
 
