@@ -58,7 +58,7 @@ class Task(NamedTuple):
     def predict(self, outputs):
         """Labels ``(n,)`` (multiclass, binary), 0/1 rows ``(n, k)`` (multilabel), or the values themselves."""
         if self.kind == "multiclass":  # the common case first: predict on one row is mostly bookkeeping
-            return outputs.argmax(axis=1)
+            return outputs.argmax(1)
         if self.kind == "regression":
             return outputs
         threshold = 0.5 if self.outputs == "probabilities" else 0.0

@@ -32,14 +32,18 @@ def elementwise(name: str, fn, dfn, from_output=False) -> Layer:
     return layer(_no_params, apply, vjp, {"type": name})
 
 
+#: ``np.maximum(x, ZEROS.get(x.dtype, 0))``: a zero of x's own dtype spares NumPy promoting a Python ``0`` on every call.
+ZEROS = {np.dtype(t): t(0) for t in (np.float16, np.float32, np.float64)}
+
+
 def _relu_layer() -> Layer:
     """ReLU ``y = max(x, 0)``; ``dx = dy * [x > 0]`` (the subgradient at 0 is taken as 0)."""
 
     def apply(params, x, key=None):
-        return np.maximum(x, 0)
+        return np.maximum(x, ZEROS.get(x.dtype, 0))
 
     def vjp(params, x, key=None, ws=FRESH, need_dx=True):
-        y = np.maximum(x, 0, out=ws.array("y", x.shape, x.dtype))
+        y = np.maximum(x, ZEROS.get(x.dtype, 0), out=ws.array("y", x.shape, x.dtype))
         return y, lambda dy: ({}, np.multiply(dy, x > 0, out=ws.array("dx", x.shape, dy.dtype)))
 
     return layer(_no_params, apply, vjp, {"type": "Relu"})
