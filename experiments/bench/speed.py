@@ -424,17 +424,29 @@ def latency_us(fns, calls, samples=False):
     for _ in range(min(calls, 200)):
         for fn in fns.values():
             fn()
-    ts = {name: [] for name in fns}
-    for _ in range(calls):
-        for name, fn in fns.items():
-            t0 = time.perf_counter_ns()
-            fn()
-            ts[name].append(time.perf_counter_ns() - t0)
-    out = {}
-    for name, t in ts.items():
-        t = sorted(x / 1e3 for x in t)
-        out[name] = t if samples else quantiles(t)
+    ts = taking_turns(fns, calls, call_us)
+    out = {name: sorted(t) if samples else quantiles(sorted(t)) for name, t in ts.items()}
     return out if many else out[""]
+
+
+def call_us(fn):
+    """Microseconds one call of ``fn`` takes."""
+    t0 = time.perf_counter_ns()
+    fn()
+    return (time.perf_counter_ns() - t0) / 1e3
+
+
+def taking_turns(fns, rounds, time_one):
+    """``{name: [time_one(f), ...]}`` over ``rounds`` rounds of ``{name: f}`` taking turns.
+
+    The order flips every round, so that neither function always runs in the caches the other left.
+    """
+    turns = list(fns.items()), list(fns.items())[::-1]
+    ts = {name: [] for name in fns}
+    for i in range(rounds):
+        for name, fn in turns[i % 2]:
+            ts[name].append(time_one(fn))
+    return ts
 
 
 def quantiles(t):
@@ -448,10 +460,7 @@ def batch_ms(fns, repeat):
     fns = fns if many else {"": fns}
     for fn in fns.values():
         fn()
-    ts = {name: [] for name in fns}
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            ts[name].append(timed(fn) * 1e3)
+    ts = taking_turns(fns, repeat, lambda fn: timed(fn) * 1e3)
     out = {name: (statistics.median(t), min(t), max(t)) for name, t in ts.items()}
     return out if many else out[""]
 
