@@ -193,6 +193,12 @@ def _wait_for(predicate, process, seconds=30.0):
         time.sleep(0.01)
 
 
+def _sigint_as_from_a_terminal():
+    """In the child, before exec: Ctrl-C's default action. A shell starts a background job (``cmd &``) with SIGINT
+    ignored, its children inherit that, and a Python started so never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_during_a_download_removes_its_temporary_file(mirror, tmp_path, sig, code):
     for name, body in mnist_gz().items():
@@ -201,6 +207,7 @@ def test_a_signal_during_a_download_removes_its_temporary_file(mirror, tmp_path,
     p = subprocess.Popen(
         [fnn_cli(), "data", "download", "mnist", "--mirror", mirror.url("m")],
         env=env_for(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_sigint_as_from_a_terminal,
     )
     try:
         _wait_for(lambda: any(n.endswith(".part") for n in listing(folder)), p)
