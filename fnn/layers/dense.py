@@ -54,7 +54,7 @@ def Dense(units: int, w_init="glorot_uniform", b_init="zeros") -> Layer:
     def vjp(params, x, key=None, ws=FRESH, need_dx=True):
         w, b = params["w"], params["b"]
         try:
-            y = np.matmul(x, w, out=ws.array("y", (len(x), units), np.result_type(x, w)))
+            y = np.dot(x, w, out=ws.array("y", (len(x), units), np.result_type(x, w)))  # apply's routine: the same bits
         except (ValueError, TypeError):
             error = misfit(x, w)
             if error is None:
