@@ -424,16 +424,9 @@ def latency_us(fns, calls, samples=False):
     for _ in range(min(calls, 200)):
         for fn in fns.values():
             fn()
-    ts = taking_turns(fns, calls, call_us)
+    ts = taking_turns(fns, calls, lambda fn: timed(fn) * 1e6)
     out = {name: sorted(t) if samples else quantiles(sorted(t)) for name, t in ts.items()}
     return out if many else out[""]
-
-
-def call_us(fn):
-    """Microseconds one call of ``fn`` takes."""
-    t0 = time.perf_counter_ns()
-    fn()
-    return (time.perf_counter_ns() - t0) / 1e3
 
 
 def taking_turns(fns, rounds, time_one):
